@@ -1,0 +1,1 @@
+"""Data Resource Broker: the HTTP service over the catalog."""

@@ -1,0 +1,125 @@
+"""The application factory: everything the service needs is built here, nothing at import time."""
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broker import migrations
+from broker.config import Settings
+from broker.db import make_engine, make_session_factory
+from broker.departments.router import router as departments_router
+from broker.errors import install_error_handlers, problem_response
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Echo a caller's X-Request-ID (if sane) or mint one, so logs and audit events correlate."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == REQUEST_ID_HEADER.encode()),
+            None,
+        )
+        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name, so generated clients get `list_departments`, not `list_x_get`."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Data Resource Broker",
+        version="0.1.0",
+        summary="Find, request, approve, deliver and audit data between city departments.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        separate_input_output_schemas=False,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    app.include_router(health_router())
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(departments_router)
+    app.include_router(v1)
+    return app
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up and serving HTTP."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"description": "Database unreachable or not migrated"}})
+    async def readyz(request: Request) -> Any:
+        """The database answers and its schema is at the newest migration."""
+        settings: Settings = request.app.state.settings
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            current = await migrations.current_revisions(request.app.state.engine)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            return problem_response(
+                request,
+                status=503,
+                code="not-ready",
+                title="Not ready",
+                detail=f"The database is unreachable: {type(exc).__name__}.",
+            )
+        heads = migrations.head_revisions(settings)
+        if current != heads:
+            return problem_response(
+                request,
+                status=503,
+                code="not-ready",
+                title="Not ready",
+                detail="The database schema is not at the newest migration; "
+                "run `broker db upgrade`.",
+                extra={"current": sorted(current), "head": sorted(heads)},
+            )
+        return JSONResponse({"status": "ready", "migration": sorted(current)})
+
+    return router

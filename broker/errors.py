@@ -1,0 +1,190 @@
+"""RFC 9457 problem documents: every error the API returns is shaped here and only here."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from catalog.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "FieldError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "PreconditionFailed",
+    "PreconditionRequired",
+    "install_error_handlers",
+    "problem_response",
+]
+
+logger = logging.getLogger("broker.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://broker.invalid/problems/"
+
+_HTTP_CODES: dict[int, tuple[str, str, str]] = {
+    400: ("bad-request", "Bad request", "The request could not be read; check its syntax."),
+    404: ("not-found", "Not found", "No resource lives at this path; check the URL against /docs."),
+    405: (
+        "method-not-allowed",
+        "Method not allowed",
+        "This path does not accept that method; see the Allow header.",
+    ),
+    413: (
+        "content-too-large",
+        "Content too large",
+        "The request body is larger than this endpoint accepts; send less data.",
+    ),
+    415: ("unsupported-media-type", "Unsupported media type", "Send application/json."),
+}
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+    }
+    request_id = getattr(request.state, "request_id", None)
+    if request_id is not None:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        errors=[e.as_dict() for e in exc.errors],
+        extra=exc.extra,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "json_invalid":
+            message = f"Body is not valid JSON: {error.get('ctx', {}).get('error', message)}."
+        elif error.get("type") == "extra_forbidden":
+            message = "Unknown field; remove it (see the schema in /docs for allowed fields)."
+        errors.append(
+            {
+                "location": _location(tuple(error.get("loc", ()))),
+                "message": message,
+                "type": str(error.get("type", "invalid")),
+            }
+        )
+    return problem_response(
+        request,
+        status=422,
+        code="validation-failed",
+        title="Request validation failed",
+        detail=f"{len(errors)} field(s) of the request are invalid; fix each one listed in errors.",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, title, hint = _HTTP_CODES.get(
+        exc.status_code, ("http-error", "HTTP error", "See the status code.")
+    )
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else hint
+    if exc.status_code in _HTTP_CODES and detail in {"Not Found", "Method Not Allowed"}:
+        detail = hint
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.info("integrity error on %s: %s", request.url.path, exc)
+    return problem_response(
+        request,
+        status=409,
+        code="conflict",
+        title="Conflict",
+        detail="The change conflicts with existing data (a duplicate or a missing reference); "
+        "reload and try again.",
+    )
+
+
+async def _stale_error(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        request,
+        status=412,
+        code="precondition-failed",
+        title="Precondition failed",
+        detail="Someone else changed this object at the same moment; fetch it again and retry.",
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=500,
+        code="internal-error",
+        title="Internal server error",
+        detail="The broker failed to handle this request; nothing was changed. "
+        "Quote the request_id when reporting it.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(StaleDataError, _stale_error)
+    app.add_exception_handler(Exception, _unexpected_error)
