@@ -41,7 +41,7 @@ class Department(IdMixin, TimestampMixin, Base):
     version: Mapped[int] = mapped_column(default=1)
 
     parent: Mapped[Optional["Department"]] = relationship(
-        remote_side="Department.id", lazy="joined"
+        remote_side="Department.id", lazy="joined", join_depth=1
     )
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
