@@ -2,20 +2,35 @@
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import migrations
+from broker.auth import bootstrap as bootstrapping
+from broker.auth import keys, tokens
+from broker.auth import service as accounts
+from broker.cli_support import run_in_session
 from broker.config import Settings
+from catalog.errors import DomainError
 
 app = typer.Typer(
     help="Data Resource Broker: serve the API and manage its database.", no_args_is_help=True
 )
 db_app = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
 openapi_app = typer.Typer(help="The OpenAPI document.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Accounts (people and department systems).", no_args_is_help=True)
+keys_app = typer.Typer(help="The broker's token signing keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(openapi_app, name="openapi")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -78,3 +93,81 @@ def openapi_export(
 
     path = exporter.export(output) if output else exporter.export()
     typer.echo(f"wrote {path}")
+
+
+@accounts_app.command("bootstrap")
+def accounts_bootstrap(
+    name: Annotated[str, typer.Option(help="Client id of the first platform admin.")] = "admin",
+    department_code: Annotated[str, typer.Option(help="Code of the platform department.")] = (
+        "platform"
+    ),
+    department_name: Annotated[str, typer.Option(help="Its name.")] = "区城市运行管理中心",
+) -> None:
+    """Create the first platform admin on a fresh install (refused once one exists)."""
+    settings = Settings()
+    if settings.is_embedded_default:
+        migrations.upgrade(settings)
+    try:
+        secret = run_in_session(
+            settings,
+            lambda session: bootstrapping.bootstrap(
+                session=session,
+                name=name,
+                department_code=department_code,
+                department_name=department_name,
+            ),
+        )
+    except DomainError as exc:
+        _fail(exc.detail)
+    typer.echo(f"created platform admin client '{name}' in department '{department_code}'")
+    typer.echo(f"client secret (shown once, store it now): {secret}")
+    typer.echo("get a token over HTTP:")
+    typer.echo(
+        f"  curl -s -u '{name}:{secret}' -d grant_type=client_credentials "
+        f"{settings.public_base_url}/oauth/token"
+    )
+    typer.echo(f"or locally: broker token --account {name}")
+
+
+@app.command()
+def token(account: Annotated[str, typer.Option(help="Account name to mint a token for.")]) -> None:
+    """Print an access token for ACCOUNT (local use and demos; needs database access)."""
+    settings = Settings()
+
+    async def mint(session: AsyncSession) -> str:
+        found = await accounts.get_by_name(session=session, name=account)
+        if found.disabled:
+            _fail(f"account '{account}' is disabled")
+        minted, _ttl = await tokens.mint(session=session, settings=settings, account=found)
+        return minted
+
+    try:
+        typer.echo(run_in_session(settings, mint))
+    except DomainError as exc:
+        _fail(exc.detail)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; tokens signed by older keys keep verifying until retired."""
+    row = run_in_session(Settings(), lambda session: keys.rotate(session=session))
+    typer.echo(f"new signing key {row.kid} ({row.alg}) signs from now on")
+
+
+@keys_app.command("retire")
+def keys_retire(kid: Annotated[str, typer.Argument(help="Key id to retire.")]) -> None:
+    """Stop trusting a key: tokens it signed are refused on every replica from now on."""
+    try:
+        row = run_in_session(Settings(), lambda session: keys.retire(session=session, kid=kid))
+    except DomainError as exc:
+        _fail(exc.detail)
+    typer.echo(f"retired {row.kid}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Show the active signing keys, newest (the signer) first."""
+    rows = run_in_session(Settings(), lambda session: keys.active_keys(session=session))
+    for index, row in enumerate(rows):
+        role = "signs" if index == 0 else "verifies"
+        typer.echo(f"{row.kid}  {row.alg}  {row.created_at.isoformat()}  {role}")

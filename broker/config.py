@@ -21,9 +21,56 @@ class Settings(BaseSettings):
     )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
 
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where clients reach this API; used in discovery metadata.",
+    )
+    issuer: str = Field(
+        default="http://127.0.0.1:8000",
+        description="`iss` of the tokens this broker signs. Every replica must share it.",
+    )
+    audience: str = Field(default="data-resource-broker", description="`aud` tokens must carry.")
+    token_ttl_seconds: int = Field(
+        default=1800, ge=60, le=3600, description="Lifetime of issued access tokens (max 1 hour)."
+    )
+    jwt_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat."
+    )
+    auth_max_failures: int = Field(
+        default=5, ge=1, description="Wrong client secrets in a row before the client is slowed."
+    )
+    auth_max_lockout_seconds: int = Field(
+        default=900, ge=1, description="Longest a client is refused after repeated failures."
+    )
+
+    external_issuer: str | None = Field(
+        default=None, description="`iss` of an external OIDC provider (e.g. a Keycloak realm)."
+    )
+    external_jwks_url: str | None = Field(default=None, description="JWKS URL of that provider.")
+    external_audience: str | None = Field(
+        default=None, description="`aud` required on external tokens (defaults to `audience`)."
+    )
+    external_department_claim: str = Field(
+        default="dept", description="Dotted path of the claim holding the department code."
+    )
+    external_roles_claim: str = Field(
+        default="realm_access.roles",
+        description="Dotted path of the claim holding the roles (Keycloak: realm_access.roles).",
+    )
+    external_jwks_cache_seconds: int = Field(
+        default=300, ge=1, description="How long a fetched JWKS is trusted."
+    )
+    external_jwks_min_refetch_seconds: float = Field(
+        default=10, ge=0, description="Least time between refetches triggered by an unknown kid."
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def external_enabled(self) -> bool:
+        return bool(self.external_issuer and self.external_jwks_url)
 
     @property
     def is_embedded_default(self) -> bool:

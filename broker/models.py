@@ -1,8 +1,9 @@
 """Every mapped table, imported in one place so Alembic and the tests see the whole schema."""
 
+from broker.auth.models import Account, SigningKey
 from catalog.base import Base
 from catalog.departments.models import Department
 
 metadata = Base.metadata
 
-__all__ = ["Department", "metadata"]
+__all__ = ["Account", "Department", "SigningKey", "metadata"]

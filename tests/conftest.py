@@ -109,3 +109,71 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://broker.test") as http:
         yield http
+
+
+class Identities:
+    """Creates departments and accounts through the services, and mints their tokens."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def token(
+        self,
+        name: str,
+        *,
+        department: str = "platform",
+        department_kind: str = "platform",
+        roles: tuple[str, ...] = ("platform_admin",),
+    ) -> str:
+        from broker.auth import service as accounts
+        from broker.auth import tokens
+        from broker.auth.models import AccountKind, Role
+        from broker.auth.schemas import AccountCreate
+        from catalog.departments import service as departments
+        from catalog.departments.models import DepartmentKind
+        from catalog.departments.schemas import DepartmentCreate
+
+        async with self.app.state.session_factory() as session:
+            if await departments.find_by_code(session=session, code=department) is None:
+                await departments.create(
+                    session=session,
+                    data=DepartmentCreate(
+                        code=department, name=department, kind=DepartmentKind(department_kind)
+                    ),
+                )
+            account = await accounts.find_by_name(session=session, name=name)
+            if account is None:
+                account, _secret = await accounts.create(
+                    session=session,
+                    data=AccountCreate(
+                        name=name,
+                        display_name=name,
+                        kind=AccountKind.client,
+                        department_code=department,
+                        roles=[Role(r) for r in roles],
+                    ),
+                )
+            minted, _ttl = await tokens.mint(
+                session=session, settings=self.app.state.settings, account=account
+            )
+            await session.commit()
+            return minted
+
+    async def headers(self, name: str, **kwargs: object) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.token(name, **kwargs)}"}  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def identities(app: FastAPI) -> Identities:
+    return Identities(app)
+
+
+@pytest.fixture
+async def admin_client(app: FastAPI, identities: Identities) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated as the platform's administrator."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    headers = await identities.headers("admin")
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://broker.test", headers=headers
+    ) as http:
+        yield http

@@ -48,39 +48,47 @@ def assert_problem(response: httpx.Response, status: int) -> None:
     ("method", "path", "route"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
 )
 async def test_every_route_answers_malformed_input_with_a_problem(
-    client: httpx.AsyncClient, method: str, path: str, route: dict[str, Any]
+    admin_client: httpx.AsyncClient, method: str, path: str, route: dict[str, Any]
 ) -> None:
     url = _fill(path)
     checked = 0
+    if path == "/oauth/token":
+        # RFC 6749 §5.2 fixes this endpoint's error shape: {"error", "error_description"}.
+        as_json = await admin_client.post(url, content=b'{"broken": ')
+        assert as_json.status_code == 400
+        assert as_json.json()["error"] == "invalid_request"
+        wrong_grant = await admin_client.post(url, data={"grant_type": "password"})
+        assert wrong_grant.json()["error"] == "unsupported_grant_type"
+        return
     parameters = {p["name"]: p["in"] for p in route.get("parameters", [])}
     if "requestBody" in route:
-        malformed = await client.request(
+        malformed = await admin_client.request(
             method, url, content=b'{"broken": ', headers={"content-type": "application/json"}
         )
         assert_problem(malformed, 422)
-        wrong_type = await client.request(method, url, json=["not", "an", "object"])
+        wrong_type = await admin_client.request(method, url, json=["not", "an", "object"])
         assert_problem(wrong_type, 422)
         checked += 2
     query_names = {name for name, where in parameters.items() if where == "query"}
     if "limit" in query_names:
-        assert_problem(await client.request(method, url, params={"limit": "many"}), 422)
-        assert_problem(await client.request(method, url, params={"limit": 100_000}), 422)
+        assert_problem(await admin_client.request(method, url, params={"limit": "many"}), 422)
+        assert_problem(await admin_client.request(method, url, params={"limit": 100_000}), 422)
         checked += 2
     if "cursor" in query_names:
-        assert_problem(await client.request(method, url, params={"cursor": "@@"}), 422)
+        assert_problem(await admin_client.request(method, url, params={"cursor": "@@"}), 422)
         checked += 1
     if "path" in parameters.values() and "requestBody" not in route:
-        assert_problem(await client.request(method, url), 404)
+        assert_problem(await admin_client.request(method, url), 404)
         checked += 1
     unsupported = sorted(ALL_METHODS - {m for m, p, _ in ROUTES if p == path})
     if unsupported:
-        assert_problem(await client.request(unsupported[0], url), 405)
+        assert_problem(await admin_client.request(unsupported[0], url), 405)
         checked += 1
     assert checked > 0, f"no malformed case applies to {method} {path}; add one"
 
 
-async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.get("/v1/no-such-thing"), 404)
+async def test_unknown_route_is_a_404_problem(admin_client: httpx.AsyncClient) -> None:
+    assert_problem(await admin_client.get("/v1/no-such-thing"), 404)
 
 
 async def test_unexpected_failure_is_a_500_problem_without_internals(settings: Settings) -> None:

@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
+from broker.auth.dependencies import Authenticated, PlatformAdmin
 from broker.db import SessionDep
 from broker.http import etag_for, version_from_if_match
 from broker.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
@@ -17,7 +18,7 @@ class DepartmentPage(Page[DepartmentRead]):
 
 @router.get("", response_model=DepartmentPage)
 async def list_departments(
-    session: SessionDep, cursor: CursorQuery = None, limit: LimitQuery = 50
+    session: SessionDep, _caller: Authenticated, cursor: CursorQuery = None, limit: LimitQuery = 50
 ) -> DepartmentPage:
     position = decode_cursor(cursor, keys={"code"})
     rows = await service.list_departments(
@@ -30,7 +31,9 @@ async def list_departments(
 
 
 @router.get("/{code}", response_model=DepartmentRead)
-async def get_department(code: str, session: SessionDep, response: Response) -> DepartmentRead:
+async def get_department(
+    code: str, session: SessionDep, _caller: Authenticated, response: Response
+) -> DepartmentRead:
     department = await service.get_by_code(session=session, code=code)
     response.headers["ETag"] = etag_for(department.version)
     return DepartmentRead.model_validate(department)
@@ -38,7 +41,7 @@ async def get_department(code: str, session: SessionDep, response: Response) -> 
 
 @router.post("", response_model=DepartmentRead, status_code=status.HTTP_201_CREATED)
 async def create_department(
-    body: DepartmentCreate, session: SessionDep, response: Response
+    body: DepartmentCreate, session: SessionDep, _admin: PlatformAdmin, response: Response
 ) -> DepartmentRead:
     department = await service.create(session=session, data=body)
     result = DepartmentRead.model_validate(department)
@@ -53,6 +56,7 @@ async def update_department(
     code: str,
     body: DepartmentUpdate,
     session: SessionDep,
+    _admin: PlatformAdmin,
     response: Response,
     if_match: Annotated[
         str | None, Header(description="ETag from a GET; the update fails with 412 if stale.")

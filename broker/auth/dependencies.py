@@ -1,0 +1,77 @@
+"""Authentication and role checks as FastAPI dependencies: one per route says who may call it."""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2
+
+from broker.auth.models import Account, Role
+from broker.auth.principal import Principal
+from broker.auth.tokens import InvalidToken, verify
+from broker.db import SessionDep
+from broker.errors import Forbidden, Unauthorized
+
+oauth2_scheme = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/oauth/token", scopes={r.value: f"act as {r.value}" for r in Role}
+        )
+    ),
+    scheme_name="oauth2",
+    description="Client credentials at /oauth/token, or a token from the city's identity provider. "
+    "Send it as `Authorization: Bearer <token>`.",
+    auto_error=False,
+)
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The caller behind the bearer token; 401 with an RFC 6750 challenge when there is none."""
+    if not authorization:
+        raise Unauthorized("Send an access token: `Authorization: Bearer <token>`.", error=None)
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthorized(
+            "The Authorization header must be `Bearer <token>`.", error="invalid_request"
+        )
+
+    async def load_account(account_id: uuid.UUID) -> Account | None:
+        return await session.get(Account, account_id)
+
+    try:
+        principal = await verify(
+            token,
+            session=session,
+            settings=request.app.state.settings,
+            external=request.app.state.external_jwks,
+            load_account=load_account,
+        )
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc)) from exc
+    request.state.principal = principal
+    return principal
+
+
+Authenticated = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency letting through principals holding at least one of `roles`, else 403."""
+    names = ", ".join(r.value for r in roles)
+
+    async def check(principal: Authenticated) -> Principal:
+        if not principal.has_any(*roles):
+            raise Forbidden(f"This action needs one of the roles: {names}.")
+        return principal
+
+    return check
+
+
+PlatformAdmin = Annotated[Principal, Depends(require_roles(Role.platform_admin))]

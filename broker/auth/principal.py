@@ -1,0 +1,24 @@
+import uuid
+from dataclasses import dataclass
+
+from broker.auth.models import Role
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: one department, some roles, from a verified token."""
+
+    subject: str
+    department_id: uuid.UUID
+    department_code: str
+    roles: frozenset[Role]
+    issuer: str
+    client_id: str | None = None
+    account_id: uuid.UUID | None = None
+
+    def has_any(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return Role.platform_admin in self.roles

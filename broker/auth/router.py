@@ -1,0 +1,223 @@
+import base64
+import binascii
+from typing import Annotated
+from urllib.parse import parse_qs, unquote
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from broker.auth import keys, tokens
+from broker.auth import service as accounts
+from broker.auth.dependencies import PlatformAdmin
+from broker.auth.models import Role
+from broker.auth.schemas import (
+    AccessToken,
+    AccountCreate,
+    AccountCreated,
+    AccountRead,
+    AccountRolesUpdate,
+    AuthorizationServerMetadata,
+    ClientSecret,
+    JsonWebKeySet,
+)
+from broker.config import Settings
+from broker.db import SessionDep
+from broker.errors import OAuthError
+from broker.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+
+oauth_router = APIRouter(tags=["oauth"])
+accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])
+
+_TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                        "scope": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(header.split(" ", 1)[1], validate=True).decode()
+        client_id, _, secret = decoded.partition(":")
+    except (IndexError, binascii.Error, UnicodeDecodeError) as exc:
+        raise OAuthError("invalid_client", "Malformed HTTP Basic credentials.", status=401) from exc
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote(client_id), unquote(secret)
+
+
+@oauth_router.post(
+    "/oauth/token",
+    response_model=AccessToken,
+    openapi_extra=_TOKEN_FORM,
+    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
+)
+async def issue_token(request: Request, session: SessionDep, response: Response) -> AccessToken:
+    """RFC 6749 §4.4 client credentials: exchange a client id and secret for an access token."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type != "application/x-www-form-urlencoded":
+        raise OAuthError(
+            "invalid_request", "Send the token request as application/x-www-form-urlencoded."
+        )
+    try:
+        form = parse_qs(
+            (await request.body()).decode(), keep_blank_values=True, strict_parsing=False
+        )
+    except UnicodeDecodeError as exc:
+        raise OAuthError("invalid_request", "The form is not valid UTF-8.") from exc
+    if any(len(values) > 1 for values in form.values()):
+        raise OAuthError("invalid_request", "Each parameter may appear only once.")
+    fields = {k: v[0] for k, v in form.items()}
+    if fields.get("grant_type") != "client_credentials":
+        raise OAuthError(
+            "unsupported_grant_type" if "grant_type" in fields else "invalid_request",
+            "Only grant_type=client_credentials is supported.",
+        )
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("basic "):
+        if "client_secret" in fields:
+            raise OAuthError("invalid_request", "Authenticate with Basic or the form, not both.")
+        client_id, secret = _basic_credentials(authorization)
+    else:
+        client_id, secret = fields.get("client_id", ""), fields.get("client_secret", "")
+    if not client_id or not secret:
+        raise OAuthError("invalid_client", "Client authentication is required.", status=401)
+
+    settings: Settings = request.app.state.settings
+    try:
+        account = await accounts.authenticate_client(
+            session=session, settings=settings, client_id=client_id, client_secret=secret
+        )
+    except OAuthError:
+        await session.commit()  # keep the failure count even though the request fails
+        raise
+    requested = set(fields.get("scope", "").split())
+    if requested - set(account.roles):
+        raise OAuthError(
+            "invalid_scope", f"Scopes must be among this client's roles: {sorted(account.roles)}."
+        )
+    token, ttl = await tokens.mint(session=session, settings=settings, account=account)
+    await session.commit()
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return AccessToken(access_token=token, expires_in=ttl, scope=" ".join(sorted(account.roles)))
+
+
+@oauth_router.get("/.well-known/jwks.json", response_model=JsonWebKeySet)
+async def jwks(session: SessionDep) -> JsonWebKeySet:
+    """The public keys that verify this broker's tokens (retired keys are gone from here)."""
+    return JsonWebKeySet.model_validate(await keys.public_jwks(session=session))
+
+
+@oauth_router.get(
+    "/.well-known/oauth-authorization-server", response_model=AuthorizationServerMetadata
+)
+async def authorization_server_metadata(request: Request) -> AuthorizationServerMetadata:
+    """RFC 8414 discovery document."""
+    settings: Settings = request.app.state.settings
+    base = settings.public_base_url.rstrip("/")
+    return AuthorizationServerMetadata(
+        issuer=settings.issuer,
+        token_endpoint=f"{base}/oauth/token",
+        jwks_uri=f"{base}/.well-known/jwks.json",
+        grant_types_supported=["client_credentials"],
+        token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+        scopes_supported=[r.value for r in Role],
+        response_types_supported=["token"],
+    )
+
+
+class AccountPage(Page[AccountRead]):
+    pass
+
+
+@accounts_router.get("", response_model=AccountPage)
+async def list_accounts(
+    session: SessionDep,
+    _admin: PlatformAdmin,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+    department: Annotated[str | None, Query(max_length=32, description="Department code")] = None,
+) -> AccountPage:
+    position = decode_cursor(cursor, keys={"name"})
+    rows = await accounts.list_accounts(
+        session=session,
+        after_name=position["name"] if position else None,
+        limit=limit + 1,
+        department_code=department,
+    )
+    next_cursor = encode_cursor({"name": rows[limit - 1].name}) if len(rows) > limit else None
+    return AccountPage(
+        items=[AccountRead.model_validate(a) for a in rows[:limit]], next_cursor=next_cursor
+    )
+
+
+@accounts_router.post("", response_model=AccountCreated, status_code=status.HTTP_201_CREATED)
+async def create_account(
+    body: AccountCreate, session: SessionDep, _admin: PlatformAdmin, response: Response
+) -> AccountCreated:
+    account, secret = await accounts.create(session=session, data=body)
+    result = AccountCreated.model_validate(
+        {**AccountRead.model_validate(account).model_dump(), "client_secret": secret}
+    )
+    await session.commit()
+    response.headers["Location"] = f"/v1/accounts/{account.name}"
+    response.headers["Cache-Control"] = "no-store"
+    return result
+
+
+@accounts_router.get("/{name}", response_model=AccountRead)
+async def get_account(name: str, session: SessionDep, _admin: PlatformAdmin) -> AccountRead:
+    return AccountRead.model_validate(await accounts.get_by_name(session=session, name=name))
+
+
+@accounts_router.put("/{name}/roles", response_model=AccountRead)
+async def set_account_roles(
+    name: str, body: AccountRolesUpdate, session: SessionDep, _admin: PlatformAdmin
+) -> AccountRead:
+    account = await accounts.get_by_name(session=session, name=name)
+    account = await accounts.set_roles(session=session, account=account, roles=body.roles)
+    result = AccountRead.model_validate(account)
+    await session.commit()
+    return result
+
+
+@accounts_router.post("/{name}/disable", response_model=AccountRead)
+async def disable_account(name: str, session: SessionDep, _admin: PlatformAdmin) -> AccountRead:
+    account = await accounts.get_by_name(session=session, name=name)
+    account = await accounts.set_disabled(session=session, account=account, disabled=True)
+    result = AccountRead.model_validate(account)
+    await session.commit()
+    return result
+
+
+@accounts_router.post("/{name}/enable", response_model=AccountRead)
+async def enable_account(name: str, session: SessionDep, _admin: PlatformAdmin) -> AccountRead:
+    account = await accounts.get_by_name(session=session, name=name)
+    account = await accounts.set_disabled(session=session, account=account, disabled=False)
+    result = AccountRead.model_validate(account)
+    await session.commit()
+    return result
+
+
+@accounts_router.post("/{name}/secret", response_model=ClientSecret)
+async def rotate_client_secret(
+    name: str, session: SessionDep, _admin: PlatformAdmin, response: Response
+) -> ClientSecret:
+    account = await accounts.get_by_name(session=session, name=name)
+    secret = await accounts.rotate_secret(session=session, account=account)
+    await session.commit()
+    response.headers["Cache-Control"] = "no-store"
+    return ClientSecret(client_id=account.name, client_secret=secret)

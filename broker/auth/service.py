@@ -1,0 +1,146 @@
+"""Accounts: who may act for which department, and client authentication."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.auth.hashing import hash_secret, new_secret, verify_secret
+from broker.auth.models import Account, AccountKind, Role
+from broker.auth.schemas import AccountCreate
+from broker.config import Settings
+from broker.errors import OAuthError
+from catalog.base import utcnow
+from catalog.departments import service as departments
+from catalog.departments.models import Department, DepartmentKind
+from catalog.errors import Conflict, FieldError, InvalidInput, NotFound
+
+
+def _check_roles(roles: list[Role], department: Department) -> None:
+    """Platform administration is the platform's job: only its accounts may hold that role."""
+    if Role.platform_admin in roles and department.kind != DepartmentKind.platform:
+        raise InvalidInput(
+            f"platform_admin can only be given to accounts of a platform department; "
+            f"'{department.code}' is a {department.kind.value}.",
+            errors=[
+                FieldError("body.roles", "Remove platform_admin or pick a platform department.")
+            ],
+        )
+
+
+async def find_by_name(*, session: AsyncSession, name: str) -> Account | None:
+    return await session.scalar(select(Account).where(Account.name == name))
+
+
+async def get_by_name(*, session: AsyncSession, name: str) -> Account:
+    account = await find_by_name(session=session, name=name)
+    if account is None:
+        raise NotFound(f"No account is named '{name}'.")
+    return account
+
+
+async def list_accounts(
+    *, session: AsyncSession, after_name: str | None, limit: int, department_code: str | None
+) -> list[Account]:
+    query = select(Account).order_by(Account.name).limit(limit)
+    if after_name is not None:
+        query = query.where(Account.name > after_name)
+    if department_code is not None:
+        department = await departments.get_by_code(session=session, code=department_code)
+        query = query.where(Account.department_id == department.id)
+    return list((await session.scalars(query)).all())
+
+
+async def create(*, session: AsyncSession, data: AccountCreate) -> tuple[Account, str | None]:
+    """Create a person or client account; a client gets a secret, returned once."""
+    if await find_by_name(session=session, name=data.name) is not None:
+        raise Conflict(
+            f"An account named '{data.name}' already exists.",
+            errors=[FieldError("body.name", "Choose another name.", "duplicate")],
+        )
+    department = await departments.find_by_code(session=session, code=data.department_code)
+    if department is None:
+        raise InvalidInput(
+            f"The department '{data.department_code}' does not exist.",
+            errors=[FieldError("body.department_code", "Use the code of a registered department.")],
+        )
+    roles = sorted(set(data.roles))
+    _check_roles(roles, department)
+    secret = new_secret() if data.kind == AccountKind.client else None
+    account = Account(
+        name=data.name,
+        display_name=data.display_name,
+        kind=data.kind,
+        department=department,
+        roles=[r.value for r in roles],
+        secret_hash=hash_secret(secret) if secret else None,
+    )
+    session.add(account)
+    await session.flush()
+    return account, secret
+
+
+async def set_roles(*, session: AsyncSession, account: Account, roles: list[Role]) -> Account:
+    chosen = sorted(set(roles))
+    _check_roles(chosen, account.department)
+    account.roles = [r.value for r in chosen]
+    await session.flush()
+    return account
+
+
+async def set_disabled(*, session: AsyncSession, account: Account, disabled: bool) -> Account:
+    """A disabled account's tokens stop working at once: every request re-checks the account."""
+    account.disabled = disabled
+    await session.flush()
+    return account
+
+
+async def rotate_secret(*, session: AsyncSession, account: Account) -> str:
+    if account.kind != AccountKind.client:
+        raise Conflict(
+            f"'{account.name}' is a person; people sign in through the identity provider, "
+            "only clients have secrets."
+        )
+    secret = new_secret()
+    account.secret_hash = hash_secret(secret)
+    account.failed_attempts = 0
+    account.locked_until = None
+    await session.flush()
+    return secret
+
+
+async def authenticate_client(
+    *, session: AsyncSession, settings: Settings, client_id: str, client_secret: str
+) -> Account:
+    """RFC 6749 §2.3.1 client authentication, with back-off after repeated wrong secrets.
+
+    After `auth_max_failures` wrong secrets in a row the client is refused for a doubling delay,
+    capped at `auth_max_lockout_seconds`, so guessing is slow but the real client is never locked
+    out for good. The counter lives in the database so every replica enforces it.
+    """
+    account = await find_by_name(session=session, name=client_id)
+    now = utcnow()
+    if account is not None and account.locked_until is not None and account.locked_until > now:
+        wait = int((account.locked_until - now).total_seconds()) + 1
+        raise OAuthError(
+            "invalid_client",
+            f"Too many failed attempts; retry after {wait} seconds.",
+            status=401,
+            retry_after=wait,
+        )
+    valid = verify_secret(client_secret, account.secret_hash if account else None)
+    if account is None or not valid:
+        if account is not None:
+            account.failed_attempts += 1
+            over = account.failed_attempts - settings.auth_max_failures
+            if over >= 0:
+                delay = min(2**over, settings.auth_max_lockout_seconds)
+                account.locked_until = now + timedelta(seconds=delay)
+            await session.flush()
+        raise OAuthError("invalid_client", "Unknown client or wrong secret.", status=401)
+    if account.disabled:
+        raise OAuthError("invalid_client", "This client is disabled.", status=401)
+    account.failed_attempts = 0
+    account.locked_until = None
+    await session.flush()
+    return account

@@ -1,0 +1,229 @@
+"""RFC 9068 JWT access tokens: minted for our accounts, verified for us and an external issuer."""
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwt import JWTClaimsRegistry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.auth import keys
+from broker.auth.models import Account, Role
+from broker.auth.principal import Principal
+from broker.config import Settings
+from catalog.departments import service as departments
+
+ALLOWED_ALGORITHMS = ["ES256", "RS256"]
+FORBIDDEN_HEADERS = {"jku", "jwk", "x5u", "x5c"}
+
+
+class InvalidToken(Exception):
+    """The token cannot be trusted; the message is safe to show the caller."""
+
+
+async def mint(*, session: AsyncSession, settings: Settings, account: Account) -> tuple[str, int]:
+    signer = await keys.current_signer(session=session)
+    now = int(time.time())
+    ttl = settings.token_ttl_seconds
+    roles = sorted(account.roles)
+    claims = {
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "sub": str(account.id),
+        "client_id": account.name,
+        "dept": account.department_code,
+        "roles": roles,
+        "scope": " ".join(roles),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    header = {"alg": signer.alg, "kid": signer.kid, "typ": "at+jwt"}
+    return jwt.encode(header, claims, keys.private_key(signer)), ttl
+
+
+def _segment(token: str, index: int) -> dict[str, Any]:
+    try:
+        raw = token.split(".")[index]
+        value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidToken("The token is not a well-formed JWT.") from exc
+    if not isinstance(value, dict):
+        raise InvalidToken("The token is not a well-formed JWT.")
+    return value
+
+
+def _claim_at(claims: dict[str, Any], dotted: str) -> Any:
+    value: Any = claims
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+class ExternalJwks:
+    """An external issuer's key set: cached for a TTL, refetched on an unknown kid, rate-limited.
+
+    A per-process copy of public data; replicas each keep their own and agree via the issuer.
+    """
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        self.settings = settings
+        self.transport = transport
+        self._keys: KeySet | None = None
+        self._fetched_at = 0.0
+
+    async def _fetch(self) -> None:
+        assert self.settings.external_jwks_url is not None
+        async with httpx.AsyncClient(transport=self.transport, timeout=5.0) as http:
+            response = await http.get(self.settings.external_jwks_url)
+            response.raise_for_status()
+            self._keys = KeySet.import_key_set(response.json())
+        self._fetched_at = time.monotonic()
+
+    async def key_for(self, kid: str) -> ECKey | RSAKey | None:
+        age = time.monotonic() - self._fetched_at
+        try:
+            if self._keys is None or age > self.settings.external_jwks_cache_seconds:
+                await self._fetch()
+            found = self._find(kid)
+            if found is None and age > self.settings.external_jwks_min_refetch_seconds:
+                await self._fetch()
+                found = self._find(kid)
+        except (httpx.HTTPError, ValueError, JoseError) as exc:
+            raise InvalidToken("The external issuer's keys could not be fetched.") from exc
+        return found
+
+    def _find(self, kid: str) -> ECKey | RSAKey | None:
+        if self._keys is None:
+            return None
+        for key in self._keys.keys:
+            if key.kid == kid and isinstance(key, ECKey | RSAKey):
+                return key
+        return None
+
+
+def _decode(
+    token: str, key: ECKey | RSAKey, *, issuer: str, audience: str, leeway: int
+) -> dict[str, Any]:
+    try:
+        decoded = jwt.decode(token, key, algorithms=ALLOWED_ALGORITHMS)
+        JWTClaimsRegistry(
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            sub={"essential": True},
+        ).validate(decoded.claims)
+    except JoseError as exc:
+        raise InvalidToken(_describe(exc)) from exc
+    return decoded.claims
+
+
+def _describe(exc: JoseError) -> str:
+    name = type(exc).__name__
+    if name == "ExpiredTokenError":
+        return "The token has expired; request a new one."
+    if name == "InvalidTokenError" and "nbf" in str(exc):
+        return "The token is not valid yet."
+    if name == "BadSignatureError":
+        return "The token's signature does not verify."
+    if name == "InvalidClaimError" and "aud" in str(exc):
+        return "The token is for another audience."
+    if name in {"UnsupportedAlgorithmError", "MissingAlgorithmError"}:
+        return f"The token's algorithm is not accepted; use one of {ALLOWED_ALGORITHMS}."
+    return f"The token was refused: {exc.description or name}."
+
+
+async def verify(
+    token: str,
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    external: ExternalJwks | None,
+    load_account: Callable[[uuid.UUID], Awaitable[Account | None]],
+) -> Principal:
+    """Turn a bearer token into a Principal, or raise InvalidToken saying why."""
+    header = _segment(token, 0)
+    unverified = _segment(token, 1)
+    if header.get("alg") not in ALLOWED_ALGORITHMS:
+        raise InvalidToken(
+            f"The token's algorithm is not accepted; use one of {ALLOWED_ALGORITHMS}."
+        )
+    if FORBIDDEN_HEADERS & set(header):
+        raise InvalidToken("Tokens naming their own keys (jku, jwk, x5u, x5c) are refused.")
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise InvalidToken("The token has no key id (kid).")
+    issuer = unverified.get("iss")
+    leeway = settings.jwt_leeway_seconds
+
+    if issuer == settings.issuer:
+        key = await keys.verification_key(session=session, kid=kid)
+        if key is None:
+            raise InvalidToken("The token was signed by an unknown or retired key.")
+        claims = _decode(
+            token, key, issuer=settings.issuer, audience=settings.audience, leeway=leeway
+        )
+        try:
+            account_id = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise InvalidToken("The token's subject is not an account of this broker.") from exc
+        account = await load_account(account_id)
+        if account is None or account.disabled:
+            raise InvalidToken("The account behind this token is disabled or gone.")
+        return Principal(
+            subject=str(account.id),
+            department_id=account.department_id,
+            department_code=account.department_code,
+            roles=frozenset(Role(r) for r in account.roles),
+            issuer=settings.issuer,
+            client_id=account.name,
+            account_id=account.id,
+        )
+
+    if external is not None and settings.external_issuer and issuer == settings.external_issuer:
+        external_key = await external.key_for(kid)
+        if external_key is None:
+            raise InvalidToken("The token was signed by a key the external issuer does not list.")
+        claims = _decode(
+            token,
+            external_key,
+            issuer=settings.external_issuer,
+            audience=settings.external_audience or settings.audience,
+            leeway=leeway,
+        )
+        code = _claim_at(claims, settings.external_department_claim)
+        department = (
+            await departments.find_by_code(session=session, code=code)
+            if isinstance(code, str)
+            else None
+        )
+        if department is None:
+            raise InvalidToken(
+                f"The token's '{settings.external_department_claim}' claim names no department "
+                "registered here."
+            )
+        raw_roles = _claim_at(claims, settings.external_roles_claim) or []
+        known = {r.value for r in Role}
+        roles = frozenset(Role(r) for r in raw_roles if isinstance(r, str) and r in known)
+        client = claims.get("azp") or claims.get("client_id")
+        return Principal(
+            subject=str(claims["sub"]),
+            department_id=department.id,
+            department_code=department.code,
+            roles=roles,
+            issuer=settings.external_issuer,
+            client_id=str(client) if client else None,
+        )
+
+    raise InvalidToken("The token's issuer is not trusted here.")
