@@ -15,10 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker import migrations
+from broker.audit.dependencies import record_denial
+from broker.audit.router import router as audit_router
 from broker.auth.router import accounts_router, oauth_router
 from broker.auth.tokens import ExternalJwks
 from broker.config import Settings
-from broker.db import make_engine, make_session_factory
+from broker.db import make_engine, make_read_session_factory, make_session_factory
 from broker.departments.router import router as departments_router
 from broker.errors import install_error_handlers, problem_response
 
@@ -139,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = make_read_session_factory(engine)
+    app.state.denial_recorder = record_denial
     app.state.external_jwks = ExternalJwks(settings) if settings.external_enabled else None
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -149,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     v1.include_router(departments_router)
     v1.include_router(accounts_router)
+    v1.include_router(audit_router)
     app.include_router(v1)
     return app
 

@@ -1,6 +1,8 @@
 """The `broker` command."""
 
 import asyncio
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -8,10 +10,14 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import migrations
+from broker.audit import service as audit
+from broker.audit.export import ExportFormat, export_chunks
+from broker.audit.service import Actor, AuditObject, EventFilter
 from broker.auth import bootstrap as bootstrapping
 from broker.auth import keys, tokens
 from broker.auth import service as accounts
-from broker.cli_support import run_in_session
+from broker.auth.models import SigningKey
+from broker.cli_support import run_in_session, run_read_only
 from broker.config import Settings
 from catalog.errors import DomainError
 
@@ -20,12 +26,16 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
 openapi_app = typer.Typer(help="The OpenAPI document.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (people and department systems).", no_args_is_help=True)
 keys_app = typer.Typer(help="The broker's token signing keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(openapi_app, name="openapi")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+CLI_ACTOR = Actor.system("cli")
 
 
 def _fail(message: str) -> NoReturn:
@@ -112,6 +122,7 @@ def accounts_bootstrap(
             settings,
             lambda session: bootstrapping.bootstrap(
                 session=session,
+                actor=CLI_ACTOR,
                 name=name,
                 department_code=department_code,
                 department_name=department_name,
@@ -138,7 +149,14 @@ def token(account: Annotated[str, typer.Option(help="Account name to mint a toke
         found = await accounts.get_by_name(session=session, name=account)
         if found.disabled:
             _fail(f"account '{account}' is disabled")
-        minted, _ttl = await tokens.mint(session=session, settings=settings, account=found)
+        minted, ttl = await tokens.mint(session=session, settings=settings, account=found)
+        await audit.record(
+            session,
+            CLI_ACTOR,
+            "token.issued",
+            AuditObject("account", found.name),
+            details={"expires_in": ttl, "grant_type": "cli"},
+        )
         return minted
 
     try:
@@ -150,15 +168,27 @@ def token(account: Annotated[str, typer.Option(help="Account name to mint a toke
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Add a new signing key; tokens signed by older keys keep verifying until retired."""
-    row = run_in_session(Settings(), lambda session: keys.rotate(session=session))
+
+    async def rotate(session: AsyncSession) -> SigningKey:
+        row = await keys.rotate(session=session)
+        await audit.record(session, CLI_ACTOR, "key.rotated", AuditObject("signing_key", row.kid))
+        return row
+
+    row = run_in_session(Settings(), rotate)
     typer.echo(f"new signing key {row.kid} ({row.alg}) signs from now on")
 
 
 @keys_app.command("retire")
 def keys_retire(kid: Annotated[str, typer.Argument(help="Key id to retire.")]) -> None:
     """Stop trusting a key: tokens it signed are refused on every replica from now on."""
+
+    async def retire(session: AsyncSession) -> SigningKey:
+        row = await keys.retire(session=session, kid=kid)
+        await audit.record(session, CLI_ACTOR, "key.retired", AuditObject("signing_key", row.kid))
+        return row
+
     try:
-        row = run_in_session(Settings(), lambda session: keys.retire(session=session, kid=kid))
+        row = run_in_session(Settings(), retire)
     except DomainError as exc:
         _fail(exc.detail)
     typer.echo(f"retired {row.kid}")
@@ -171,3 +201,111 @@ def keys_list() -> None:
     for index, row in enumerate(rows):
         role = "signs" if index == 0 else "verifies"
         typer.echo(f"{row.kid}  {row.alg}  {row.created_at.isoformat()}  {role}")
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{option} must be an ISO 8601 time, e.g. 2026-11-01T00:00:00Z")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    since: Annotated[str | None, typer.Option(help="Events at or after (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Events before (ISO 8601).")] = None,
+    action: Annotated[str | None, typer.Option(help="Action prefix.")] = None,
+    department: Annotated[str | None, typer.Option(help="Actor's department code.")] = None,
+) -> None:
+    """Export audit events to a file, streamed with a progress bar; ends with a trailer."""
+    if format not in ("jsonl", "csv"):
+        _fail("--format must be jsonl or csv")
+    chosen: ExportFormat = "jsonl" if format == "jsonl" else "csv"
+    filters = EventFilter(
+        since=_parse_time(since, "--since"),
+        until=_parse_time(until, "--until"),
+        action_prefix=action,
+        department=department,
+    )
+    settings = Settings()
+
+    async def record_export(session: AsyncSession) -> None:
+        await audit.record(
+            session,
+            CLI_ACTOR,
+            "audit.exported",
+            AuditObject("audit_log", None),
+            details={"format": chosen, "output": output.name},
+        )
+
+    async def write(session: AsyncSession) -> int:
+        total = await audit.count_events(session=session, filters=filters)
+        written = 0
+        with (
+            output.open("w", encoding="utf-8", newline="") as handle,
+            typer.progressbar(length=total, label="exporting", file=sys.stderr) as bar,
+        ):
+            async for chunk in export_chunks(session=session, filters=filters, format=chosen):
+                handle.write(chunk)
+                lines = chunk.count("\n")
+                bar.update(lines)
+                written += lines
+        return total
+
+    try:
+        run_in_session(settings, record_export)
+        total = run_read_only(settings, write)
+    except DomainError as exc:
+        _fail(exc.detail)
+    typer.echo(f"exported {total} events to {output}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A checkpoint file written by `broker audit checkpoint`.")
+    ] = None,
+) -> None:
+    """Recompute the hash chain; exit 1 and name the first broken seq if it does not verify."""
+    token = checkpoint.read_text().strip() if checkpoint else None
+    try:
+        result = run_read_only(
+            Settings(), lambda session: audit.verify_chain(session=session, checkpoint=token)
+        )
+    except DomainError as exc:
+        _fail(exc.detail)
+    if result.ok:
+        typer.echo(f"ok: {result.count} events, head seq {result.head_seq} hash {result.head_hash}")
+        return
+    _fail(f"BROKEN at seq {result.first_bad_seq} ({result.problem}): {result.explanation}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Also write it here.")
+    ] = None,
+) -> None:
+    """Sign the chain head; keep the printed checkpoint somewhere the database cannot reach."""
+
+    async def sign(session: AsyncSession) -> tuple[str, dict[str, object]]:
+        token, claims = await audit.sign_checkpoint(session=session)
+        await audit.record(
+            session,
+            CLI_ACTOR,
+            "audit.checkpointed",
+            AuditObject("audit_log", str(claims["seq"])),
+            details={"seq": claims["seq"], "head_hash": claims["head_hash"]},
+        )
+        return token, claims
+
+    token, claims = run_in_session(Settings(), sign)
+    if output is not None:
+        output.write_text(token + "\n")
+    typer.echo(f"checkpoint at seq {claims['seq']} head {claims['head_hash']}")
+    typer.echo(token)

@@ -1,6 +1,7 @@
 """RFC 9457 problem documents: every error the API returns is shaped here and only here."""
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -127,8 +128,14 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+DenialRecorder = Callable[[Request, DomainError], Awaitable[None]]
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    recorder: DenialRecorder | None = getattr(request.app.state, "denial_recorder", None)
+    if exc.status == 403 and recorder is not None:
+        await recorder(request, exc)
     if isinstance(exc, OAuthError):
         return JSONResponse(
             {"error": exc.error, "error_description": exc.detail},

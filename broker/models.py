@@ -1,9 +1,10 @@
 """Every mapped table, imported in one place so Alembic and the tests see the whole schema."""
 
+from broker.audit.models import AuditEvent
 from broker.auth.models import Account, SigningKey
 from catalog.base import Base
 from catalog.departments.models import Department
 
 metadata = Base.metadata
 
-__all__ = ["Account", "Department", "SigningKey", "metadata"]
+__all__ = ["Account", "AuditEvent", "Department", "SigningKey", "metadata"]

@@ -37,6 +37,7 @@ class Rule:
 
 
 ADMIN = frozenset({"platform_admin"})
+AUDIT = frozenset({"platform_admin", "auditor"})
 EVERYONE = frozenset(ROLES)
 
 SPEC: dict[str, Rule] = {
@@ -81,6 +82,10 @@ SPEC: dict[str, Rule] = {
     ),
     "disable_account": Rule(Call("POST", "/v1/accounts/tax-target/disable"), ADMIN, 200, 403),
     "enable_account": Rule(Call("POST", "/v1/accounts/tax-target/enable"), ADMIN, 200, 403),
+    "list_audit_events": Rule(Call("GET", "/v1/audit/events"), AUDIT, 200, 403),
+    "export_audit_events": Rule(Call("GET", "/v1/audit/export?format=csv"), AUDIT, 200, 403),
+    "verify_audit_chain": Rule(Call("GET", "/v1/audit/verify"), AUDIT, 200, 403),
+    "create_audit_checkpoint": Rule(Call("POST", "/v1/audit/checkpoints"), AUDIT, 201, 403),
     "rotate_client_secret": Rule(Call("POST", "/v1/accounts/tax-target/secret"), ADMIN, 200, 403),
 }
 

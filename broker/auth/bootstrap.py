@@ -1,6 +1,8 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.audit import service as audit
+from broker.audit.service import Actor, AuditObject
 from broker.auth import service as accounts
 from broker.auth.models import Account, AccountKind, Role
 from broker.auth.schemas import AccountCreate
@@ -11,7 +13,7 @@ from catalog.errors import Conflict
 
 
 async def bootstrap(
-    *, session: AsyncSession, name: str, department_code: str, department_name: str
+    *, session: AsyncSession, actor: Actor, name: str, department_code: str, department_name: str
 ) -> str:
     """Create the platform department (if needed) and the first platform admin client.
 
@@ -29,7 +31,14 @@ async def bootstrap(
                 code=department_code, name=department_name, kind=DepartmentKind.platform
             ),
         )
-    _account, secret = await accounts.create(
+        await audit.record(
+            session,
+            actor,
+            "department.created",
+            AuditObject("department", department.code),
+            details={"after": {"name": department.name, "kind": department.kind.value}},
+        )
+    account, secret = await accounts.create(
         session=session,
         data=AccountCreate(
             name=name,
@@ -40,4 +49,11 @@ async def bootstrap(
         ),
     )
     assert secret is not None
+    await audit.record(
+        session,
+        actor,
+        "account.created",
+        AuditObject("account", account.name),
+        details={"after": {"department": department.code, "roles": account.roles}},
+    )
     return secret

@@ -5,10 +5,13 @@ from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from broker.audit import service as audit
+from broker.audit.dependencies import AuditActor, actor_of
+from broker.audit.service import Actor, AuditObject, Outcome
 from broker.auth import keys, tokens
 from broker.auth import service as accounts
 from broker.auth.dependencies import PlatformAdmin
-from broker.auth.models import Role
+from broker.auth.models import Account, Role
 from broker.auth.schemas import (
     AccessToken,
     AccountCreate,
@@ -100,8 +103,17 @@ async def issue_token(request: Request, session: SessionDep, response: Response)
         account = await accounts.authenticate_client(
             session=session, settings=settings, client_id=client_id, client_secret=secret
         )
-    except OAuthError:
-        await session.commit()  # keep the failure count even though the request fails
+    except OAuthError as refusal:
+        # Keep the failure count, and the attempt on record, even though the request fails.
+        await audit.record(
+            session,
+            actor_of(request, None),
+            "token.refused",
+            AuditObject("account", client_id[:200]),
+            Outcome.denied,
+            {"reason": refusal.detail},
+        )
+        await session.commit()
         raise
     requested = set(fields.get("scope", "").split())
     if requested - set(account.roles):
@@ -109,6 +121,21 @@ async def issue_token(request: Request, session: SessionDep, response: Response)
             "invalid_scope", f"Scopes must be among this client's roles: {sorted(account.roles)}."
         )
     token, ttl = await tokens.mint(session=session, settings=settings, account=account)
+    client_actor = Actor(
+        subject=str(account.id),
+        department=account.department_code,
+        roles=tuple(account.roles),
+        client_id=account.name,
+        request_id=getattr(request.state, "request_id", None),
+        client_address=request.client.host if request.client else None,
+    )
+    await audit.record(
+        session,
+        client_actor,
+        "token.issued",
+        AuditObject("account", account.name),
+        details={"expires_in": ttl, "grant_type": "client_credentials"},
+    )
     await session.commit()
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
@@ -166,9 +193,20 @@ async def list_accounts(
 
 @accounts_router.post("", response_model=AccountCreated, status_code=status.HTTP_201_CREATED)
 async def create_account(
-    body: AccountCreate, session: SessionDep, _admin: PlatformAdmin, response: Response
+    body: AccountCreate,
+    session: SessionDep,
+    _admin: PlatformAdmin,
+    actor: AuditActor,
+    response: Response,
 ) -> AccountCreated:
     account, secret = await accounts.create(session=session, data=body)
+    await audit.record(
+        session,
+        actor,
+        "account.created",
+        AuditObject("account", account.name),
+        details={"after": _auditable(account)},
+    )
     result = AccountCreated.model_validate(
         {**AccountRead.model_validate(account).model_dump(), "client_secret": secret}
     )
@@ -185,28 +223,46 @@ async def get_account(name: str, session: SessionDep, _admin: PlatformAdmin) -> 
 
 @accounts_router.put("/{name}/roles", response_model=AccountRead)
 async def set_account_roles(
-    name: str, body: AccountRolesUpdate, session: SessionDep, _admin: PlatformAdmin
+    name: str,
+    body: AccountRolesUpdate,
+    session: SessionDep,
+    _admin: PlatformAdmin,
+    actor: AuditActor,
 ) -> AccountRead:
     account = await accounts.get_by_name(session=session, name=name)
+    before = _auditable(account)
     account = await accounts.set_roles(session=session, account=account, roles=body.roles)
+    await audit.record(
+        session,
+        actor,
+        "account.roles_changed",
+        AuditObject("account", account.name),
+        details=audit.changes(before, _auditable(account)),
+    )
     result = AccountRead.model_validate(account)
     await session.commit()
     return result
 
 
 @accounts_router.post("/{name}/disable", response_model=AccountRead)
-async def disable_account(name: str, session: SessionDep, _admin: PlatformAdmin) -> AccountRead:
+async def disable_account(
+    name: str, session: SessionDep, _admin: PlatformAdmin, actor: AuditActor
+) -> AccountRead:
     account = await accounts.get_by_name(session=session, name=name)
     account = await accounts.set_disabled(session=session, account=account, disabled=True)
+    await audit.record(session, actor, "account.disabled", AuditObject("account", account.name))
     result = AccountRead.model_validate(account)
     await session.commit()
     return result
 
 
 @accounts_router.post("/{name}/enable", response_model=AccountRead)
-async def enable_account(name: str, session: SessionDep, _admin: PlatformAdmin) -> AccountRead:
+async def enable_account(
+    name: str, session: SessionDep, _admin: PlatformAdmin, actor: AuditActor
+) -> AccountRead:
     account = await accounts.get_by_name(session=session, name=name)
     account = await accounts.set_disabled(session=session, account=account, disabled=False)
+    await audit.record(session, actor, "account.enabled", AuditObject("account", account.name))
     result = AccountRead.model_validate(account)
     await session.commit()
     return result
@@ -214,10 +270,22 @@ async def enable_account(name: str, session: SessionDep, _admin: PlatformAdmin) 
 
 @accounts_router.post("/{name}/secret", response_model=ClientSecret)
 async def rotate_client_secret(
-    name: str, session: SessionDep, _admin: PlatformAdmin, response: Response
+    name: str, session: SessionDep, _admin: PlatformAdmin, actor: AuditActor, response: Response
 ) -> ClientSecret:
     account = await accounts.get_by_name(session=session, name=name)
     secret = await accounts.rotate_secret(session=session, account=account)
+    await audit.record(
+        session, actor, "account.secret_rotated", AuditObject("account", account.name)
+    )
     await session.commit()
     response.headers["Cache-Control"] = "no-store"
     return ClientSecret(client_id=account.name, client_secret=secret)
+
+
+def _auditable(account: Account) -> dict[str, object]:
+    return {
+        "kind": account.kind.value,
+        "department": account.department_code,
+        "roles": sorted(account.roles),
+        "disabled": account.disabled,
+    }

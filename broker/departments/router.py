@@ -2,6 +2,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
+from broker.audit import service as audit
+from broker.audit.dependencies import AuditActor
+from broker.audit.service import AuditObject
 from broker.auth.dependencies import Authenticated, PlatformAdmin
 from broker.db import SessionDep
 from broker.http import etag_for, version_from_if_match
@@ -41,10 +44,21 @@ async def get_department(
 
 @router.post("", response_model=DepartmentRead, status_code=status.HTTP_201_CREATED)
 async def create_department(
-    body: DepartmentCreate, session: SessionDep, _admin: PlatformAdmin, response: Response
+    body: DepartmentCreate,
+    session: SessionDep,
+    _admin: PlatformAdmin,
+    actor: AuditActor,
+    response: Response,
 ) -> DepartmentRead:
     department = await service.create(session=session, data=body)
     result = DepartmentRead.model_validate(department)
+    await audit.record(
+        session,
+        actor,
+        "department.created",
+        AuditObject("department", department.code),
+        details={"after": _auditable(result)},
+    )
     await session.commit()
     response.headers["Location"] = f"/v1/departments/{department.code}"
     response.headers["ETag"] = etag_for(department.version)
@@ -57,12 +71,14 @@ async def update_department(
     body: DepartmentUpdate,
     session: SessionDep,
     _admin: PlatformAdmin,
+    actor: AuditActor,
     response: Response,
     if_match: Annotated[
         str | None, Header(description="ETag from a GET; the update fails with 412 if stale.")
     ] = None,
 ) -> DepartmentRead:
     department = await service.get_by_code(session=session, code=code)
+    before = _auditable(DepartmentRead.model_validate(department))
     department = await service.update(
         session=session,
         department=department,
@@ -70,6 +86,17 @@ async def update_department(
         expected_version=version_from_if_match(if_match),
     )
     result = DepartmentRead.model_validate(department)
+    await audit.record(
+        session,
+        actor,
+        "department.updated",
+        AuditObject("department", department.code),
+        details=audit.changes(before, _auditable(result)),
+    )
     await session.commit()
     response.headers["ETag"] = etag_for(department.version)
     return result
+
+
+def _auditable(department: DepartmentRead) -> dict[str, object]:
+    return department.model_dump(mode="json", include={"name", "kind", "parent_code", "version"})

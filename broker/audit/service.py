@@ -1,0 +1,342 @@
+"""The audit log: append under a lock, read with filters, verify, checkpoint."""
+
+import enum
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import rfc8785
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+from sqlalchemy import Select, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.audit.chain import GENESIS_HASH, compute_hash, event_document, timestamp
+from broker.audit.models import AuditEvent
+from broker.auth import keys
+from broker.auth.models import SigningKey
+from catalog.base import utcnow
+from catalog.errors import FieldError, InvalidInput
+
+# Any constant shared by every replica; names the advisory lock guarding the chain's head.
+_CHAIN_LOCK_KEY = 0x6175646974  # "audit"
+_SECRET_MARKERS = ("secret", "password", "token", "hash")
+
+
+class Outcome(enum.StrEnum):
+    success = "success"
+    denied = "denied"
+    failure = "failure"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted, and from where; built from the verified principal and the request."""
+
+    subject: str | None
+    department: str | None
+    roles: tuple[str, ...] = ()
+    client_id: str | None = None
+    request_id: str | None = None
+    client_address: str | None = None
+
+    @classmethod
+    def system(cls, name: str) -> "Actor":
+        return cls(subject=f"system:{name}", department=None)
+
+
+@dataclass(frozen=True)
+class AuditObject:
+    type: str
+    id: str | None
+
+
+@dataclass
+class EventFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    department: str | None = None
+    action_prefix: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    after_seq: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.since and self.until and self.since >= self.until:
+            raise InvalidInput(
+                "The time range is empty: since must be before until (the range is half-open).",
+                errors=[FieldError("query.since", "Make since earlier than until.")],
+            )
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.since is not None:
+            query = query.where(AuditEvent.time >= self.since)
+        if self.until is not None:
+            query = query.where(AuditEvent.time < self.until)
+        if self.actor is not None:
+            query = query.where(
+                (AuditEvent.actor_subject == self.actor) | (AuditEvent.actor_client == self.actor)
+            )
+        if self.department is not None:
+            query = query.where(AuditEvent.actor_department == self.department)
+        if self.action_prefix is not None:
+            query = query.where(AuditEvent.action.startswith(self.action_prefix, autoescape=True))
+        if self.object_type is not None:
+            query = query.where(AuditEvent.object_type == self.object_type)
+        if self.object_id is not None:
+            query = query.where(AuditEvent.object_id == self.object_id)
+        if self.after_seq is not None:
+            query = query.where(AuditEvent.seq > self.after_seq)
+        return query
+
+
+def _scrub(details: dict[str, Any]) -> dict[str, Any]:
+    """Details never carry secrets: any key that looks like one is dropped, recursively."""
+    clean: dict[str, Any] = {}
+    for key, value in details.items():
+        if any(marker in key.lower() for marker in _SECRET_MARKERS):
+            continue
+        clean[key] = _scrub(value) if isinstance(value, dict) else value
+    return clean
+
+
+async def _lock_chain_head(session: AsyncSession) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+    # SQLite: every transaction began IMMEDIATE (broker.db), so this writer is the only one.
+
+
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    object: AuditObject,
+    outcome: Outcome = Outcome.success,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction: it commits or rolls back with the change.
+
+    The head is read under a transaction-scoped lock (PostgreSQL advisory lock; SQLite's single
+    writer), so concurrent writers on any number of replicas take turns: the chain stays a line.
+    """
+    await _lock_chain_head(session)
+    head = (
+        await session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        )
+    ).first()
+    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+    event = AuditEvent(
+        seq=seq,
+        id=uuid.uuid4(),
+        time=utcnow(),
+        actor_subject=actor.subject,
+        actor_department=actor.department,
+        actor_roles=sorted(actor.roles),
+        actor_client=actor.client_id,
+        action=action,
+        object_type=object.type,
+        object_id=object.id,
+        outcome=outcome.value,
+        request_id=actor.request_id,
+        client_address=actor.client_address,
+        details=_scrub(details or {}),
+        prev_hash=prev_hash,
+    )
+    event.hash = compute_hash(prev_hash, event_document(event))
+    session.add(event)
+    await session.flush()
+    return event
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The fields that changed, as {"before": {...}, "after": {...}}."""
+    changed = sorted(k for k in after if before.get(k) != after.get(k))
+    return {
+        "before": {k: before.get(k) for k in changed},
+        "after": {k: after.get(k) for k in changed},
+    }
+
+
+async def list_events(
+    *, session: AsyncSession, filters: EventFilter, limit: int
+) -> list[AuditEvent]:
+    filters.check()
+    query = filters.apply(select(AuditEvent)).order_by(AuditEvent.seq).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def stream_events(
+    *, session: AsyncSession, filters: EventFilter, batch: int = 1000
+) -> AsyncIterator[AuditEvent]:
+    """Events in chain order through a server-side cursor: memory stays flat at any size."""
+    filters.check()
+    query = filters.apply(select(AuditEvent)).order_by(AuditEvent.seq)
+    result = await session.stream(query.execution_options(yield_per=batch))
+    async for event in result.scalars():
+        assert isinstance(event, AuditEvent)
+        yield event
+        session.expunge(event)
+
+
+async def chain_head(*, session: AsyncSession) -> tuple[int, str]:
+    row = (
+        await session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        )
+    ).first()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
+async def count_events(*, session: AsyncSession, filters: EventFilter) -> int:
+    filters.check()
+    query = filters.apply(select(func.count()).select_from(AuditEvent))
+    total: int = (await session.execute(query)).scalar_one()
+    return total
+
+
+@dataclass
+class Verification:
+    ok: bool
+    count: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    explanation: str | None = None
+    checkpoint: dict[str, Any] | None = None
+
+
+async def _seq_of_hash(session: AsyncSession, value: str) -> int | None:
+    return await session.scalar(select(AuditEvent.seq).where(AuditEvent.hash == value))
+
+
+async def _classify_link(
+    session: AsyncSession, event: AuditEvent, expected_seq: int
+) -> tuple[int, str, str]:
+    """Why an event does not link to its predecessor: something reordered, or inserted."""
+    pointed = await _seq_of_hash(session, event.prev_hash)
+    if pointed is not None and pointed >= expected_seq:
+        return (
+            expected_seq,
+            "reordered",
+            f"seq {expected_seq} holds an event that followed seq {pointed}: rows were reordered.",
+        )
+    if pointed is not None:
+        return (
+            pointed + 1,
+            "inserted",
+            f"events were inserted after seq {pointed}; the original chain resumes at "
+            f"seq {event.seq}.",
+        )
+    return (
+        expected_seq,
+        "inserted",
+        f"seq {expected_seq} links to no event of the chain: it was inserted or forged.",
+    )
+
+
+async def verify_chain(*, session: AsyncSession, checkpoint: str | None = None) -> Verification:
+    """Recompute every hash in seq order and name the first place the chain breaks."""
+    claims = await verify_checkpoint(session=session, token=checkpoint) if checkpoint else None
+    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    checkpoint_seen = False
+    async for event in stream_events(session=session, filters=EventFilter()):
+        problem: tuple[int, str, str] | None = None
+        if event.seq != expected_seq:
+            problem = (
+                expected_seq,
+                "deleted",
+                f"seq {expected_seq} to {event.seq - 1} are missing: events were deleted.",
+            )
+        elif event.prev_hash != prev_hash:
+            problem = await _classify_link(session, event, expected_seq)
+        elif compute_hash(event.prev_hash, event_document(event)) != event.hash:
+            problem = (
+                event.seq,
+                "edited",
+                f"seq {event.seq} does not match its hash: the event was edited.",
+            )
+        if problem is not None:
+            bad_seq, kind, explanation = problem
+            return Verification(
+                ok=False,
+                count=count,
+                head_seq=expected_seq - 1,
+                head_hash=prev_hash,
+                first_bad_seq=bad_seq,
+                problem=kind,
+                explanation=explanation,
+                checkpoint=claims,
+            )
+        if claims is not None and event.seq == claims["seq"]:
+            checkpoint_seen = True
+            if event.hash != claims["head_hash"]:
+                return Verification(
+                    ok=False,
+                    count=count,
+                    head_seq=event.seq,
+                    head_hash=event.hash,
+                    first_bad_seq=event.seq,
+                    problem="rewritten",
+                    explanation=f"seq {event.seq} differs from the signed checkpoint: history "
+                    "up to it was rewritten since.",
+                    checkpoint=claims,
+                )
+        prev_hash, expected_seq, count = event.hash, event.seq + 1, count + 1
+    if claims is not None and not checkpoint_seen and claims["seq"] > 0:
+        return Verification(
+            ok=False,
+            count=count,
+            head_seq=expected_seq - 1,
+            head_hash=prev_hash,
+            first_bad_seq=expected_seq,
+            problem="truncated",
+            explanation=f"the signed checkpoint covers seq {claims['seq']} but the chain ends at "
+            f"seq {expected_seq - 1}: events were deleted from the end.",
+            checkpoint=claims,
+        )
+    return Verification(
+        ok=True, count=count, head_seq=expected_seq - 1, head_hash=prev_hash, checkpoint=claims
+    )
+
+
+async def sign_checkpoint(*, session: AsyncSession) -> tuple[str, dict[str, Any]]:
+    """A JWS over {seq, head_hash, time}: proof, kept anywhere, of what history looked like."""
+    seq, head_hash = await chain_head(session=session)
+    claims: dict[str, Any] = {"seq": seq, "head_hash": head_hash, "time": timestamp(utcnow())}
+    signer = await keys.current_signer(session=session)
+    token = jws.serialize_compact(
+        {"alg": signer.alg, "kid": signer.kid, "typ": "audit-checkpoint+jws"},
+        rfc8785.dumps(claims),
+        keys.private_key(signer),
+    )
+    return token, claims
+
+
+async def verify_checkpoint(*, session: AsyncSession, token: str) -> dict[str, Any]:
+    """Check a checkpoint's signature; keys retired for tokens still vouch for old checkpoints."""
+    problem = InvalidInput(
+        "The checkpoint is not one this broker signed.",
+        errors=[FieldError("query.checkpoint", "Pass a checkpoint exactly as it was issued.")],
+    )
+    try:
+        header = jws.extract_compact(token.encode()).protected
+        row = await session.get(SigningKey, str(header.get("kid")))
+        if row is None:
+            raise problem
+        verified = jws.deserialize_compact(
+            token, ECKey.import_key(row.public_jwk), algorithms=[keys.SIGNING_ALG]
+        )
+        claims = json.loads(verified.payload)
+    except (JoseError, ValueError) as exc:
+        raise problem from exc
+    if not isinstance(claims, dict) or {"seq", "head_hash", "time"} - set(claims):
+        raise problem
+    return claims
