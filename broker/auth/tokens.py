@@ -1,5 +1,6 @@
 """RFC 9068 JWT access tokens: minted for our accounts, verified for us and an external issuer."""
 
+import asyncio
 import base64
 import json
 import time
@@ -19,6 +20,7 @@ from broker.auth.models import Account, Role
 from broker.auth.principal import Principal
 from broker.config import Settings
 from catalog.departments import service as departments
+from catalog.departments.models import DepartmentKind
 
 ALLOWED_ALGORITHMS = ["ES256", "RS256"]
 FORBIDDEN_HEADERS = {"jku", "jwk", "x5u", "x5c"}
@@ -74,34 +76,56 @@ class ExternalJwks:
     """An external issuer's key set: cached for a TTL, refetched on an unknown kid, rate-limited.
 
     A per-process copy of public data; replicas each keep their own and agree via the issuer.
+    Attempts (failed ones too) are spaced by `external_jwks_min_refetch_seconds` and serialised
+    by a lock, so a burst of tokens with made-up kids cannot turn into a burst of fetches.
     """
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
         self.settings = settings
         self.transport = transport
         self._keys: KeySet | None = None
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._lock = asyncio.Lock()
 
     async def _fetch(self) -> None:
         assert self.settings.external_jwks_url is not None
+        self._attempted_at = time.monotonic()
         async with httpx.AsyncClient(transport=self.transport, timeout=5.0) as http:
             response = await http.get(self.settings.external_jwks_url)
             response.raise_for_status()
             self._keys = KeySet.import_key_set(response.json())
         self._fetched_at = time.monotonic()
 
+    def _may_attempt(self) -> bool:
+        return (
+            time.monotonic() - self._attempted_at >= self.settings.external_jwks_min_refetch_seconds
+        )
+
     async def key_for(self, kid: str) -> ECKey | RSAKey | None:
-        age = time.monotonic() - self._fetched_at
-        try:
-            if self._keys is None or age > self.settings.external_jwks_cache_seconds:
-                await self._fetch()
-            found = self._find(kid)
-            if found is None and age > self.settings.external_jwks_min_refetch_seconds:
-                await self._fetch()
+        found = self._find(kid) if not self._expired() else None
+        if found is not None:
+            return found
+        async with self._lock:
+            found = self._find(kid) if not self._expired() else None
+            if found is not None or not self._may_attempt():
+                # Too soon to ask again: keys from the last good fetch stay usable meanwhile.
+                found = found or self._find(kid)
+            else:
+                try:
+                    await self._fetch()
+                except (httpx.HTTPError, ValueError, JoseError) as exc:
+                    if self._keys is None:
+                        raise InvalidToken(
+                            "The external issuer's keys could not be fetched."
+                        ) from exc
                 found = self._find(kid)
-        except (httpx.HTTPError, ValueError, JoseError) as exc:
-            raise InvalidToken("The external issuer's keys could not be fetched.") from exc
+            if found is None and self._keys is None:
+                raise InvalidToken("The external issuer's keys could not be fetched.")
         return found
+
+    def _expired(self) -> bool:
+        return time.monotonic() - self._fetched_at > self.settings.external_jwks_cache_seconds
 
     def _find(self, kid: str) -> ECKey | RSAKey | None:
         if self._keys is None:
@@ -213,9 +237,18 @@ async def verify(
                 f"The token's '{settings.external_department_claim}' claim names no department "
                 "registered here."
             )
-        raw_roles = _claim_at(claims, settings.external_roles_claim) or []
+        raw_roles = _claim_at(claims, settings.external_roles_claim)
+        if raw_roles is None:
+            raw_roles = []
+        if not isinstance(raw_roles, list):
+            raise InvalidToken(
+                f"The token's '{settings.external_roles_claim}' claim is not a list."
+            )
         known = {r.value for r in Role}
         roles = frozenset(Role(r) for r in raw_roles if isinstance(r, str) and r in known)
+        if Role.platform_admin in roles and department.kind != DepartmentKind.platform:
+            # The same rule as for local accounts: only the platform administers the platform.
+            roles = roles - {Role.platform_admin}
         client = claims.get("azp") or claims.get("client_id")
         return Principal(
             subject=str(claims["sub"]),
