@@ -2,6 +2,7 @@ import csv
 import io
 import itertools
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -10,6 +11,7 @@ from conftest import Identities
 from fastapi import FastAPI
 
 from audit_helpers import actions_after, events, head
+from broker.openapi_export import openapi_document
 
 PROBLEM = "application/problem+json"
 
@@ -48,6 +50,18 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
         ("POST", "/v1/accounts/tax-sys/secret", None, "account.secret_rotated"),
         ("POST", "/v1/audit/checkpoints", None, "audit.checkpointed"),
     ]
+    mutating = {
+        (method.upper(), path)
+        for path, operations in openapi_document()["paths"].items()
+        for method in operations
+        if method in {"post", "put", "patch", "delete"} and path != "/oauth/token"
+    }
+    covered = {
+        (method, re.sub(r"/(tax|tax-sys)(?=/|$)", "/{x}", path)) for method, path, *_ in steps
+    }
+    assert {(m, re.sub(r"\{[^}]+\}", "{x}", p)) for m, p in mutating} == covered, (
+        "every mutating route needs a step here (POST /oauth/token is tested below)"
+    )
     for method, path, body, action in steps:
         before = await head(app)
         response = await admin_client.request(method, path, json=body)
