@@ -15,10 +15,21 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 settings: Settings = config.attributes.get("settings") or Settings()
 
 
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave out what only one dialect has and migrations manage by hand: FTS5 tables on SQLite,
+    search_vector columns and their GIN indexes on PostgreSQL (catalog/search/index.py)."""
+    if type_ == "table" and name is not None and "_fts" in name:
+        return False
+    return not (name is not None and "search_vector" in name)
+
+
 def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=include_object,
         render_as_batch=True,
         compare_type=True,
         compare_server_default=False,

@@ -19,6 +19,7 @@ from broker.audit.dependencies import record_denial
 from broker.audit.router import router as audit_router
 from broker.auth.router import accounts_router, oauth_router
 from broker.auth.tokens import ExternalJwks
+from broker.catalog_api.datasets import router as datasets_router
 from broker.config import Settings
 from broker.db import make_engine, make_read_session_factory, make_session_factory
 from broker.departments.router import router as departments_router
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     v1.include_router(departments_router)
     v1.include_router(accounts_router)
+    v1.include_router(datasets_router)
     v1.include_router(audit_router)
     app.include_router(v1)
     return app

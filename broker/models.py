@@ -3,8 +3,17 @@
 from broker.audit.models import AuditEvent
 from broker.auth.models import Account, SigningKey
 from catalog.base import Base
+from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
 
 metadata = Base.metadata
 
-__all__ = ["Account", "AuditEvent", "Department", "SigningKey", "metadata"]
+__all__ = [
+    "Account",
+    "AuditEvent",
+    "DataItem",
+    "Dataset",
+    "Department",
+    "SigningKey",
+    "metadata",
+]

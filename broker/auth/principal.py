@@ -13,6 +13,7 @@ class Principal:
     department_code: str
     roles: frozenset[Role]
     issuer: str
+    department_is_platform: bool = False
     client_id: str | None = None
     account_id: uuid.UUID | None = None
 

@@ -211,6 +211,7 @@ async def verify(
             department_code=account.department_code,
             roles=frozenset(Role(r) for r in account.roles),
             issuer=settings.issuer,
+            department_is_platform=account.department.kind == DepartmentKind.platform,
             client_id=account.name,
             account_id=account.id,
         )
@@ -256,6 +257,7 @@ async def verify(
             department_code=department.code,
             roles=roles,
             issuer=settings.external_issuer,
+            department_is_platform=department.kind == DepartmentKind.platform,
             client_id=str(client) if client else None,
         )
 

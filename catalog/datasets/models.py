@@ -1,0 +1,114 @@
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from catalog.base import Base, IdMixin, TimestampMixin
+from catalog.departments.models import Department
+from catalog.vocab import (
+    BaseKind,
+    Category,
+    DataGrade,
+    DatasetStatus,
+    DataType,
+    OpenType,
+    Sensitivity,
+    ShareType,
+    UpdateCycle,
+)
+
+
+def vocab(kind: type, name: str) -> Enum:
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Dataset(IdMixin, TimestampMixin, Base):
+    """An information resource (信息资源): what it holds, who owns it, how fresh, how sensitive."""
+
+    __tablename__ = "dataset"
+
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_department_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("department.id", ondelete="RESTRICT"), index=True
+    )
+    category: Mapped[Category] = mapped_column(vocab(Category, "dataset_category"))
+    class_code: Mapped[str | None] = mapped_column(String(64))
+    base_kind: Mapped[BaseKind | None] = mapped_column(vocab(BaseKind, "dataset_base_kind"))
+    share_type: Mapped[ShareType] = mapped_column(vocab(ShareType, "dataset_share_type"))
+    share_condition: Mapped[str | None] = mapped_column(Text)
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    open_type: Mapped[OpenType] = mapped_column(vocab(OpenType, "dataset_open_type"))
+    data_grade: Mapped[DataGrade] = mapped_column(vocab(DataGrade, "dataset_data_grade"))
+    sensitivity: Mapped[Sensitivity] = mapped_column(vocab(Sensitivity, "dataset_sensitivity"))
+    update_cycle: Mapped[UpdateCycle] = mapped_column(vocab(UpdateCycle, "dataset_update_cycle"))
+    publication_lag_days: Mapped[int] = mapped_column(default=0)
+    share_methods: Mapped[list[str]] = mapped_column(JSON, default=list)
+    temporal_start: Mapped[date | None]
+    temporal_end: Mapped[date | None]
+    spatial_coverage: Mapped[str | None] = mapped_column(String(200))
+    aggregated: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[DatasetStatus] = mapped_column(
+        vocab(DatasetStatus, "dataset_status"), default=DatasetStatus.draft
+    )
+    last_updated_at: Mapped[datetime | None]
+    # Derived from last_updated_at, update_cycle and lag by the service (never typed in), so
+    # freshness can be filtered in SQL: fresh before due_at, due until stale_at, then stale.
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    stale_at: Mapped[datetime | None] = mapped_column(index=True)
+    search_tokens: Mapped[str] = mapped_column(Text, default="")
+    title_tokens: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(default=1)
+
+    owner: Mapped[Department] = relationship(lazy="joined")
+    items: Mapped[list["DataItem"]] = relationship(
+        back_populates="dataset",
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        order_by="DataItem.position",
+    )
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+    __table_args__ = (
+        Index("ix_dataset_filters", "status", "category", "share_type", "sensitivity"),
+        Index("ix_dataset_updated_at", "updated_at"),
+    )
+
+    @property
+    def owner_code(self) -> str:
+        return self.owner.code
+
+
+class DataItem(IdMixin, Base):
+    """A data item (信息项): one column of a dataset, with its type and constraints."""
+
+    __tablename__ = "data_item"
+
+    dataset_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("dataset.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int]
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    data_type: Mapped[DataType] = mapped_column(vocab(DataType, "data_item_type"))
+    unit: Mapped[str | None] = mapped_column(String(32))
+    nullable: Mapped[bool] = mapped_column(default=True)
+    is_key: Mapped[bool] = mapped_column(default=False)
+    constraints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sensitivity: Mapped[Sensitivity | None] = mapped_column(
+        vocab(Sensitivity, "data_item_sensitivity")
+    )
+    search_tokens: Mapped[str] = mapped_column(Text, default="")
+
+    dataset: Mapped[Dataset] = relationship(back_populates="items", lazy="raise")

@@ -1,0 +1,623 @@
+"""Datasets and their items: the catalog's rules, search and freshness."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import noload
+
+from catalog.access import Viewer
+from catalog.base import utcnow
+from catalog.datasets.freshness import deadlines, freshness_at
+from catalog.datasets.models import DataItem, Dataset
+from catalog.datasets.schemas import DataItemIn, DatasetCreate, DatasetFields, DatasetUpdate
+from catalog.departments import service as departments
+from catalog.departments.models import Department
+from catalog.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
+from catalog.search import index
+from catalog.search.tokens import index_tokens, parse_query
+from catalog.vocab import (
+    Category,
+    DataGrade,
+    DatasetStatus,
+    Freshness,
+    OpenType,
+    Sensitivity,
+    ShareType,
+    label,
+)
+
+# ---------------------------------------------------------------- rules
+
+
+def check_share_rules(fields: dict[str, Any], *, prefix: str = "body") -> None:
+    """The catalog's confidentiality rules (DESIGN.md §3), on the merged state of a dataset.
+
+    conditional sharing needs a condition; none needs a legal basis and forces not_open; core
+    grade forces share none; only base data has a base kind, and base data needs one.
+    """
+    errors: list[FieldError] = []
+    share = fields["share_type"]
+    if share == ShareType.conditional and not (fields.get("share_condition") or "").strip():
+        errors.append(
+            FieldError(
+                f"{prefix}.share_condition", "Conditional sharing needs the condition (共享条件)."
+            )
+        )
+    if share == ShareType.none:
+        if not (fields.get("legal_basis") or "").strip():
+            errors.append(
+                FieldError(
+                    f"{prefix}.legal_basis", "Not sharing needs the legal basis (不予共享依据)."
+                )
+            )
+        if fields.get("open_type") not in (None, OpenType.not_open):
+            errors.append(
+                FieldError(f"{prefix}.open_type", "Data not shared cannot be open; use not_open.")
+            )
+    if fields.get("data_grade") == DataGrade.core and share != ShareType.none:
+        errors.append(
+            FieldError(
+                f"{prefix}.share_type", "Core-grade data (核心数据) is never shared; use none."
+            )
+        )
+    if fields.get("category") == Category.base and fields.get("base_kind") is None:
+        errors.append(
+            FieldError(f"{prefix}.base_kind", "Base data needs its kind (map, population, ...).")
+        )
+    if fields.get("category") != Category.base and fields.get("base_kind") is not None:
+        errors.append(
+            FieldError(f"{prefix}.base_kind", "Only base data has a base kind; remove it.")
+        )
+    start, end = fields.get("temporal_start"), fields.get("temporal_end")
+    if start and end and start > end:
+        errors.append(
+            FieldError(f"{prefix}.temporal_end", "The coverage must end after it starts.")
+        )
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} catalog rule(s) broken; fix each one listed.", errors=errors
+        )
+
+
+def check_item_rules(
+    items: list[DataItemIn], dataset_sensitivity: Sensitivity, *, prefix: str = "body.items"
+) -> None:
+    """Item codes are unique; an item may be more sensitive than its dataset, never less."""
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.code in seen:
+            errors.append(
+                FieldError(
+                    f"{prefix}.{i}.code", f"'{item.code}' appears twice; item codes are unique."
+                )
+            )
+        seen.add(item.code)
+        if item.sensitivity is not None and item.sensitivity.level < dataset_sensitivity.level:
+            errors.append(
+                FieldError(
+                    f"{prefix}.{i}.sensitivity",
+                    f"{item.sensitivity.value} is below the dataset's {dataset_sensitivity.value}; "
+                    "an item may only raise it.",
+                )
+            )
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} item rule(s) broken; fix each one listed.", errors=errors
+        )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def effective_sensitivity(item: DataItem, dataset: Dataset) -> Sensitivity:
+    return item.sensitivity or dataset.sensitivity
+
+
+async def find_by_code(*, session: AsyncSession, code: str) -> Dataset | None:
+    return await session.scalar(select(Dataset).where(Dataset.code == code))
+
+
+async def get_visible(*, session: AsyncSession, viewer: Viewer, code: str) -> Dataset:
+    """A dataset the viewer may see; another department's draft is indistinguishable from none."""
+    dataset = await find_by_code(session=session, code=code)
+    if dataset is None or (
+        dataset.status == DatasetStatus.draft
+        and not viewer.may_see_drafts_of(dataset.owner_department_id)
+    ):
+        raise NotFound(f"No dataset has the code '{code}'.")
+    return dataset
+
+
+async def get_editable(*, session: AsyncSession, viewer: Viewer, code: str) -> Dataset:
+    dataset = await get_visible(session=session, viewer=viewer, code=code)
+    if not viewer.may_edit(dataset.owner_department_id):
+        raise Forbidden(
+            f"Dataset '{code}' belongs to '{dataset.owner_code}'; only its stewards or a "
+            "platform admin may change it."
+        )
+    return dataset
+
+
+def freshness_of(dataset: Dataset, now: datetime | None = None) -> Freshness:
+    return freshness_at(now or utcnow(), dataset.due_at, dataset.stale_at)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _refresh_derived(dataset: Dataset) -> None:
+    dataset.due_at, dataset.stale_at = deadlines(
+        dataset.last_updated_at, dataset.update_cycle, dataset.publication_lag_days
+    )
+    labels = [label(dataset.category)] + ([label(dataset.base_kind)] if dataset.base_kind else [])
+    dataset.title_tokens = " ".join(index_tokens(dataset.title, dataset.code))
+    dataset.search_tokens = " ".join(
+        index_tokens(
+            dataset.code,
+            dataset.title,
+            dataset.description,
+            dataset.class_code,
+            dataset.owner.name,
+            dataset.owner.code,
+            *labels,
+            *(f"{i.code} {i.name} {i.unit or ''}" for i in dataset.items),
+        )
+    )
+    for item in dataset.items:
+        item.search_tokens = " ".join(index_tokens(item.code, item.name, item.description))
+
+
+async def _reindex(session: AsyncSession, dataset: Dataset) -> None:
+    await session.flush()
+    await index.reindex(session, "dataset", [(dataset.id, dataset.search_tokens)])
+    await index.reindex(session, "data_item", [(i.id, i.search_tokens) for i in dataset.items])
+
+
+async def _owner_for(
+    *, session: AsyncSession, viewer: Viewer, owner_code: str | None, location: str
+) -> Department:
+    if owner_code is None:
+        return await departments.get_by_id(session=session, department_id=viewer.department_id)
+    owner = await departments.find_by_code(session=session, code=owner_code)
+    if owner is None:
+        raise InvalidInput(
+            f"The department '{owner_code}' does not exist.",
+            errors=[FieldError(location, "Use the code of a registered department.")],
+        )
+    return owner
+
+
+async def _refuse_taken_item_codes(
+    session: AsyncSession, items: list[DataItemIn], dataset_id: uuid.UUID | None
+) -> None:
+    codes = [i.code for i in items]
+    if not codes:
+        return
+    query = select(DataItem.code, Dataset.code).join(Dataset).where(DataItem.code.in_(codes))
+    if dataset_id is not None:
+        query = query.where(DataItem.dataset_id != dataset_id)
+    taken = (await session.execute(query)).all()
+    if taken:
+        raise Conflict(
+            "Item codes are unique across the catalog; these are taken: "
+            + ", ".join(f"'{item}' (in {ds})" for item, ds in taken),
+            errors=[FieldError("body.items", "Choose other item codes.", "duplicate")],
+        )
+
+
+def _new_item(item: DataItemIn, position: int) -> DataItem:
+    return DataItem(
+        position=position,
+        code=item.code,
+        name=item.name,
+        description=item.description,
+        data_type=item.data_type,
+        unit=item.unit,
+        nullable=item.nullable,
+        is_key=item.is_key,
+        constraints=item.constraints(),
+        sensitivity=item.sensitivity,
+    )
+
+
+async def create(*, session: AsyncSession, viewer: Viewer, data: DatasetCreate) -> Dataset:
+    """Register a dataset and its items for a department the viewer may maintain."""
+    owner = await _owner_for(
+        session=session,
+        viewer=viewer,
+        owner_code=data.owner_department_code,
+        location="body.owner_department_code",
+    )
+    if not viewer.may_edit(owner.id):
+        raise Forbidden(
+            f"Stewards register datasets for their own department only, not for '{owner.code}'."
+        )
+    fields = data.model_dump(exclude={"items", "owner_department_code", "code"})
+    check_share_rules(fields)
+    check_item_rules(data.items, data.sensitivity)
+    if await find_by_code(session=session, code=data.code) is not None:
+        raise Conflict(
+            f"A dataset with the code '{data.code}' already exists.",
+            errors=[FieldError("body.code", "Choose another code.", "duplicate")],
+        )
+    await _refuse_taken_item_codes(session, data.items, None)
+    dataset = Dataset(
+        code=data.code,
+        owner=owner,
+        items=[_new_item(item, i) for i, item in enumerate(data.items)],
+        **{k: v for k, v in fields.items() if k != "share_methods"},
+        share_methods=[m.value for m in data.share_methods],
+    )
+    _refresh_derived(dataset)
+    session.add(dataset)
+    await _reindex(session, dataset)
+    return dataset
+
+
+def _check_version(dataset: Dataset, expected_version: int) -> None:
+    if expected_version != dataset.version:
+        raise PreconditionFailed(
+            f"Dataset '{dataset.code}' is at version {dataset.version}, not {expected_version}; "
+            "fetch it again and reapply your change."
+        )
+
+
+async def update(
+    *,
+    session: AsyncSession,
+    viewer: Viewer,
+    dataset: Dataset,
+    data: DatasetUpdate,
+    expected_version: int,
+) -> Dataset:
+    """Change a dataset's description; the rules are checked on the result, not the patch."""
+    _check_version(dataset, expected_version)
+    changes = data.model_dump(exclude_unset=True)
+    merged = {name: getattr(dataset, name) for name in DatasetFields.model_fields} | changes
+    check_share_rules(merged)
+    if "sensitivity" in changes:
+        check_item_rules(
+            [_as_input(i) for i in dataset.items], data.sensitivity or dataset.sensitivity
+        )
+    for name, value in changes.items():
+        if name == "share_methods":
+            value = [m.value for m in value or []]
+        setattr(dataset, name, value)
+    _refresh_derived(dataset)
+    await _reindex(session, dataset)
+    return dataset
+
+
+def _as_input(item: DataItem) -> DataItemIn:
+    return DataItemIn.model_validate(
+        {
+            "code": item.code,
+            "name": item.name,
+            "description": item.description,
+            "data_type": item.data_type,
+            "unit": item.unit,
+            "nullable": item.nullable,
+            "is_key": item.is_key,
+            "sensitivity": item.sensitivity,
+            **item.constraints,
+        }
+    )
+
+
+async def replace_items(
+    *,
+    session: AsyncSession,
+    dataset: Dataset,
+    items: list[DataItemIn],
+    expected_version: int,
+) -> Dataset:
+    """Make the dataset's items exactly `items`: matched by code and updated in place."""
+    _check_version(dataset, expected_version)
+    check_item_rules(items, dataset.sensitivity)
+    await _refuse_taken_item_codes(session, items, dataset.id)
+    wanted = {item.code for item in items}
+    removed = [i for i in dataset.items if i.code not in wanted]
+    for gone in removed:
+        dataset.items.remove(gone)
+    await session.flush()
+    await index.unindex(session, "data_item", [i.id for i in removed])
+    existing = {i.code: i for i in dataset.items}
+    for position, item in enumerate(items):
+        current = existing.get(item.code)
+        if current is None:
+            dataset.items.append(_new_item(item, position))
+            continue
+        fresh = _new_item(item, position)
+        for name in (
+            "position",
+            "name",
+            "description",
+            "data_type",
+            "unit",
+            "nullable",
+            "is_key",
+            "constraints",
+            "sensitivity",
+        ):
+            setattr(current, name, getattr(fresh, name))
+    dataset.items.sort(key=lambda i: i.position)
+    dataset.updated_at = utcnow()
+    _refresh_derived(dataset)
+    await _reindex(session, dataset)
+    return dataset
+
+
+# ---------------------------------------------------------------- search
+
+
+@dataclass
+class SearchParams:
+    q: str | None = None
+    owner: str | None = None
+    category: str | None = None
+    base_kind: str | None = None
+    share_type: str | None = None
+    sensitivity: str | None = None
+    data_grade: str | None = None
+    update_cycle: str | None = None
+    freshness: Freshness | None = None
+    aggregated: bool | None = None
+    status: DatasetStatus = DatasetStatus.published
+    sort: str = "relevance"
+    after: dict[str, Any] | None = None
+    limit: int = 50
+    now: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    dataset: Dataset
+    score: int
+    item_count: int
+
+
+FACETS = (
+    "owner",
+    "category",
+    "base_kind",
+    "share_type",
+    "sensitivity",
+    "data_grade",
+    "update_cycle",
+    "freshness",
+    "aggregated",
+)
+
+
+def _ordered(column: SQLColumnExpression[Any], dialect: str) -> SQLColumnExpression[Any]:
+    """Byte order on both databases, so ties break identically."""
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def _freshness_expression(now: datetime) -> ColumnElement[str]:
+    return case(
+        (or_(Dataset.due_at.is_(None), Dataset.due_at > now), literal(Freshness.fresh.value)),
+        (or_(Dataset.stale_at.is_(None), Dataset.stale_at > now), literal(Freshness.due.value)),
+        else_=literal(Freshness.stale.value),
+    )
+
+
+def _padded(column: SQLColumnExpression[str]) -> ColumnElement[str]:
+    return literal(" ").concat(column).concat(" ")
+
+
+def _score(params: SearchParams) -> ColumnElement[int]:
+    if not params.q:
+        return literal(0)
+    query = parse_query(params.q)
+    parts: list[ColumnElement[int]] = [case((func.lower(Dataset.code) == query.text, 100), else_=0)]
+    title = _padded(Dataset.title_tokens)
+    for token in query.required:
+        parts.append(case((title.contains(f" {token} ", autoescape=True), 3), else_=0))
+    for word in query.words:
+        parts.append(case((title.contains(f" {word} ", autoescape=True), 5), else_=0))
+    for char in query.substrings:
+        parts.append(case((Dataset.title.contains(char, autoescape=True), 3), else_=0))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def _filters(
+    params: SearchParams, viewer: Viewer, dialect: str, *, skip: str | None = None
+) -> list[ColumnElement[bool]]:
+    conditions: list[Any] = [Dataset.status == params.status]
+    if params.status == DatasetStatus.draft and not viewer.is_platform:
+        conditions.append(Dataset.owner_department_id == viewer.department_id)
+    if params.q:
+        query = parse_query(params.q)
+        if query.empty:
+            conditions.append(false())
+        if query.required:
+            conditions.append(index.matches(dialect, "dataset", Dataset.id, query.required))
+        for char in query.substrings:
+            conditions.append(Dataset.search_tokens.contains(char, autoescape=True))
+    simple = {
+        "category": Dataset.category,
+        "base_kind": Dataset.base_kind,
+        "share_type": Dataset.share_type,
+        "sensitivity": Dataset.sensitivity,
+        "data_grade": Dataset.data_grade,
+        "update_cycle": Dataset.update_cycle,
+    }
+    for name, column in simple.items():
+        value = getattr(params, name)
+        if value is not None and name != skip:
+            conditions.append(column == value)
+    if params.owner is not None and skip != "owner":
+        conditions.append(Department.code == params.owner)
+    if params.aggregated is not None and skip != "aggregated":
+        conditions.append(Dataset.aggregated == params.aggregated)
+    if params.freshness is not None and skip != "freshness":
+        conditions.append(_freshness_expression(params.now) == params.freshness.value)
+    return conditions
+
+
+def _base(params: SearchParams, viewer: Viewer, dialect: str) -> Select[Any]:
+    return (
+        select(Dataset)
+        .join(Department, Dataset.owner_department_id == Department.id)
+        .where(and_(*_filters(params, viewer, dialect)))
+    )
+
+
+async def search(
+    *, session: AsyncSession, viewer: Viewer, params: SearchParams
+) -> tuple[list["SearchHit"], int, dict[str, list[tuple[str, int]]]]:
+    """One page of matching datasets with their scores, the total, and facet counts."""
+    dialect = session.get_bind().dialect.name
+    score = _score(params).label("score")
+    code = _ordered(Dataset.code, dialect)
+    item_count = (
+        select(func.count(DataItem.id))
+        .where(DataItem.dataset_id == Dataset.id)
+        .correlate(Dataset)
+        .scalar_subquery()
+        .label("item_count")
+    )
+    query = (
+        _base(params, viewer, dialect)
+        .add_columns(score, item_count)
+        .options(noload(Dataset.items))
+    )
+    if params.sort == "updated":
+        query = query.order_by(Dataset.updated_at.desc(), code)
+        if params.after:
+            moment = datetime.fromisoformat(params.after["u"])
+            query = query.where(
+                or_(
+                    Dataset.updated_at < moment,
+                    and_(Dataset.updated_at == moment, code > params.after["c"]),
+                )
+            )
+    else:
+        query = query.order_by(score.desc(), code)
+        if params.after:
+            raw = _score(params)
+            query = query.where(
+                or_(
+                    raw < params.after["s"],
+                    and_(raw == params.after["s"], code > params.after["c"]),
+                )
+            )
+    rows = (await session.execute(query.limit(params.limit + 1))).all()
+    page = [SearchHit(row[0], int(row[1]), int(row[2])) for row in rows]
+    total = (
+        await session.execute(
+            select(func.count()).select_from(_base(params, viewer, dialect).subquery())
+        )
+    ).scalar_one()
+    facets = {name: await _facet(session, params, viewer, dialect, name) for name in FACETS}
+    return page, int(total), facets
+
+
+async def _facet(
+    session: AsyncSession, params: SearchParams, viewer: Viewer, dialect: str, name: str
+) -> list[tuple[str, int]]:
+    """Counts per value of one field over the current results."""
+    columns: dict[str, SQLColumnExpression[Any]] = {
+        "owner": Department.code,
+        "category": Dataset.category,
+        "base_kind": Dataset.base_kind,
+        "share_type": Dataset.share_type,
+        "sensitivity": Dataset.sensitivity,
+        "data_grade": Dataset.data_grade,
+        "update_cycle": Dataset.update_cycle,
+        "freshness": _freshness_expression(params.now),
+        "aggregated": Dataset.aggregated,
+    }
+    column: ColumnElement[Any] = columns[name].label("value")
+    query = (
+        select(column, func.count())
+        .select_from(Dataset)
+        .join(Department, Dataset.owner_department_id == Department.id)
+        .where(and_(*_filters(params, viewer, dialect)))
+        .group_by(column)
+    )
+    counts = [
+        (_facet_value(value), int(count))
+        for value, count in (await session.execute(query)).all()
+        if value is not None
+    ]
+    return sorted(counts, key=lambda pair: (-pair[1], pair[0]))
+
+
+def _facet_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(getattr(value, "value", value))
+
+
+async def search_items(
+    *,
+    session: AsyncSession,
+    viewer: Viewer,
+    q: str,
+    owner: str | None,
+    after: dict[str, Any] | None,
+    limit: int,
+) -> list[tuple[DataItem, Dataset, int]]:
+    """Indicators by name or code, each with the dataset and department that hold it."""
+    dialect = session.get_bind().dialect.name
+    query_terms = parse_query(q)
+    conditions: list[Any] = [Dataset.status == DatasetStatus.published]
+    if query_terms.empty:
+        conditions.append(false())
+    if query_terms.required:
+        conditions.append(index.matches(dialect, "data_item", DataItem.id, query_terms.required))
+    for char in query_terms.substrings:
+        conditions.append(DataItem.search_tokens.contains(char, autoescape=True))
+    if owner is not None:
+        conditions.append(Department.code == owner)
+    name_tokens = _padded(DataItem.search_tokens)
+    parts: list[ColumnElement[int]] = [
+        case((func.lower(DataItem.code) == query_terms.text, 100), else_=0)
+    ]
+    for word in query_terms.words:
+        parts.append(case((name_tokens.contains(f" {word} ", autoescape=True), 5), else_=0))
+    for char in query_terms.substrings:
+        parts.append(case((DataItem.name.contains(char, autoescape=True), 3), else_=0))
+    raw = parts[0]
+    for part in parts[1:]:
+        raw = raw + part
+    code = _ordered(DataItem.code, dialect)
+    query = (
+        select(DataItem, Dataset, raw.label("score"))
+        .join(Dataset, DataItem.dataset_id == Dataset.id)
+        .join(Department, Dataset.owner_department_id == Department.id)
+        .where(and_(*conditions))
+        .order_by(raw.desc(), code)
+        .limit(limit + 1)
+    )
+    if after:
+        query = query.where(or_(raw < after["s"], and_(raw == after["s"], code > after["c"])))
+    return [(row[0], row[1], int(row[2])) for row in (await session.execute(query)).all()]
