@@ -26,6 +26,7 @@ class Call:
     method: str
     path: str
     body: Callable[[], dict[str, Any]] | None = None
+    versioned: bool = False  # send If-Match with the current ETag of `path`
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,43 @@ SPEC: dict[str, Rule] = {
     ),
     "disable_account": Rule(Call("POST", "/v1/accounts/tax-target/disable"), ADMIN, 200, 403),
     "enable_account": Rule(Call("POST", "/v1/accounts/tax-target/enable"), ADMIN, 200, 403),
+    "search_datasets": Rule(Call("GET", "/v1/datasets?q=税收"), EVERYONE, 200, 200),
+    "get_dataset": Rule(Call("GET", "/v1/datasets/TAX-DS"), EVERYONE, 200, 200),
+    "search_items": Rule(Call("GET", "/v1/items?q=税收"), EVERYONE, 200, 200),
+    "create_dataset": Rule(
+        Call(
+            "POST",
+            "/v1/datasets",
+            lambda: {
+                "code": f"NEW-{next(_unique)}",
+                "title": "新数据集",
+                "owner_department_code": "tax",
+                "category": "departmental",
+                "share_type": "unconditional",
+                "update_cycle": "monthly",
+            },
+        ),
+        frozenset({"platform_admin", "steward"}),
+        201,
+        403,
+    ),
+    "update_dataset": Rule(
+        Call("PATCH", "/v1/datasets/TAX-DS", lambda: {"title": "税收收入月报"}, versioned=True),
+        frozenset({"platform_admin", "steward"}),
+        200,
+        403,
+    ),
+    "replace_dataset_items": Rule(
+        Call(
+            "PUT",
+            "/v1/datasets/TAX-DS/items",
+            lambda: {"items": [{"code": "TAX-I1", "name": "税收收入", "data_type": "decimal"}]},
+            versioned=True,
+        ),
+        frozenset({"platform_admin", "steward"}),
+        200,
+        403,
+    ),
     "list_audit_events": Rule(Call("GET", "/v1/audit/events"), AUDIT, 200, 403),
     "export_audit_events": Rule(Call("GET", "/v1/audit/export?format=csv"), AUDIT, 200, 403),
     "verify_audit_chain": Rule(Call("GET", "/v1/audit/verify"), AUDIT, 200, 403),
@@ -113,14 +151,21 @@ def test_every_secured_route_has_a_rule_and_public_routes_are_the_expected_ones(
     assert public == {"healthz", "readyz", "issue_token", "jwks", "authorization_server_metadata"}
 
 
-async def send(client: httpx.AsyncClient, rule: Rule, token: str | None) -> httpx.Response:
+async def send(
+    client: httpx.AsyncClient, rule: Rule, token: str | None, admin: str | None = None
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if rule.call.versioned:
+        current = await client.get(
+            rule.call.path.removesuffix("/items"), headers={"Authorization": f"Bearer {admin}"}
+        )
+        headers["If-Match"] = current.headers["etag"]
     body = rule.call.body() if rule.call.body else None
     return await client.request(rule.call.method, rule.call.path, json=body, headers=headers)
 
 
 @pytest.fixture
-async def world(app: FastAPI, identities: Any) -> dict[str, str]:
+async def world(app: FastAPI, identities: Any, client: httpx.AsyncClient) -> dict[str, str]:
     """Tax and Commerce bureaus, one account per role, and a target account to manage."""
     tokens = {"platform_admin": await identities.token("admin")}
     for role in ROLES:
@@ -131,6 +176,21 @@ async def world(app: FastAPI, identities: Any) -> dict[str, str]:
     await identities.token(
         "tax-target", department="tax", department_kind="bureau", roles=("requester",)
     )
+    created = await client.post(
+        "/v1/datasets",
+        headers={"Authorization": f"Bearer {tokens['platform_admin']}"},
+        json={
+            "code": "TAX-DS",
+            "title": "税收收入月报",
+            "owner_department_code": "tax",
+            "category": "departmental",
+            "share_type": "unconditional",
+            "update_cycle": "monthly",
+            "status": "published",
+            "items": [{"code": "TAX-I1", "name": "税收收入", "data_type": "decimal"}],
+        },
+    )
+    assert created.status_code == 201, created.text
     tokens["other_department"] = await identities.token(
         "commerce-steward", department="commerce", department_kind="bureau", roles=("steward",)
     )
@@ -150,13 +210,16 @@ async def test_route_answers_each_caller_with_the_right_status(
     rule = SPEC[operation]
     outcomes: dict[str, int] = {}
     for case in BAD_TOKENS:
-        response = await send(client, rule, world.get(case))
+        response = await send(client, rule, world.get(case), world["platform_admin"])
         outcomes[case] = response.status_code
         assert response.headers["www-authenticate"].startswith("Bearer"), case
         assert response.headers["content-type"] == "application/problem+json"
     for role in ROLES:
-        outcomes[role] = (await send(client, rule, world[role])).status_code
-    outcomes["other_department"] = (await send(client, rule, world["other_department"])).status_code
+        outcomes[role] = (
+            await send(client, rule, world[role], world["platform_admin"])
+        ).status_code
+    other = await send(client, rule, world["other_department"], world["platform_admin"])
+    outcomes["other_department"] = other.status_code
 
     expected = {case: 401 for case in BAD_TOKENS}
     expected |= {role: rule.ok if role in rule.allowed else 403 for role in ROLES}

@@ -18,7 +18,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import raiseload
 
 from catalog.access import Viewer
 from catalog.base import utcnow
@@ -507,7 +507,7 @@ async def search(
     query = (
         _base(params, viewer, dialect)
         .add_columns(score, item_count)
-        .options(noload(Dataset.items))
+        .options(raiseload(Dataset.items))
     )
     if params.sort == "updated":
         query = query.order_by(Dataset.updated_at.desc(), code)
