@@ -3,7 +3,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Self
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from catalog.vocab import (
     BaseKind,
@@ -122,7 +122,7 @@ class DatasetCreate(DatasetFields):
         default=None, description="Defaults to the caller's department."
     )
     status: DatasetStatus = DatasetStatus.draft
-    last_updated_at: datetime | None = Field(
+    last_updated_at: AwareDatetime | None = Field(
         default=None, description="When the data was last updated, as declared by the steward."
     )
     items: list[DataItemIn] = Field(default_factory=list, max_length=2000)
@@ -150,7 +150,7 @@ class DatasetUpdate(BaseModel):
     spatial_coverage: Annotated[str, StringConstraints(max_length=200)] | None = None
     aggregated: bool | None = None
     status: DatasetStatus | None = None
-    last_updated_at: datetime | None = None
+    last_updated_at: AwareDatetime | None = None
 
 
 class DataItemsReplace(BaseModel):
