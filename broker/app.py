@@ -20,6 +20,7 @@ from broker.audit.router import router as audit_router
 from broker.auth.router import accounts_router, oauth_router
 from broker.auth.tokens import ExternalJwks
 from broker.catalog_api.datasets import router as datasets_router
+from broker.catalog_api.sheets import router as sheets_router
 from broker.config import Settings
 from broker.db import make_engine, make_read_session_factory, make_session_factory
 from broker.departments.router import router as departments_router
@@ -68,17 +69,19 @@ class BodyLimitMiddleware:
     the one problem+json handler, and answers itself when the route never read the body.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int]) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.larger = larger  # exact paths of upload routes, with their own limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.default_max_bytes)
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
         started = False
@@ -88,7 +91,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise BodyTooLarge()
             return message
 
@@ -103,16 +106,16 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         request = Request(scope)
         response = problem_response(
             request,
             status=413,
             code="content-too-large",
             title="Content too large",
-            detail=f"The request body is over {self.max_bytes} bytes; send less data.",
+            detail=f"The request body is over {limit} bytes; send less data.",
         )
         await response(scope, receive, send)
 
@@ -146,7 +149,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.denial_recorder = record_denial
     app.state.external_jwks = ExternalJwks(settings) if settings.external_enabled else None
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # multipart framing adds a little to the file itself
+        larger={"/v1/catalog/import": settings.max_import_bytes + 64 * 1024},
+    )
     app.add_middleware(RequestIdMiddleware)
 
     app.include_router(health_router())
@@ -155,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(departments_router)
     v1.include_router(accounts_router)
     v1.include_router(datasets_router)
+    v1.include_router(sheets_router)
     v1.include_router(audit_router)
     app.include_router(v1)
     return app

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import migrations
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
 openapi_app = typer.Typer(help="The OpenAPI document.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The data resource catalog.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (people and department systems).", no_args_is_help=True)
 keys_app = typer.Typer(help="The broker's token signing keys.", no_args_is_help=True)
@@ -34,6 +36,7 @@ app.add_typer(openapi_app, name="openapi")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(catalog_app, name="catalog")
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -309,3 +312,57 @@ def audit_checkpoint(
         output.write_text(token + "\n")
     typer.echo(f"checkpoint at seq {claims['seq']} head {claims['head_hash']}")
     typer.echo(token)
+
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Annotated[Path, typer.Argument(help="目录 sheet: CSV (UTF-8 or GBK) or XLSX.")],
+    dry_run: Annotated[bool, typer.Option(help="Only report what would change.")] = False,
+) -> None:
+    """Import a 目录 sheet as the platform (all or nothing, upsert by codes)."""
+    from catalog.access import Viewer
+    from catalog.departments.models import Department, DepartmentKind
+    from catalog.sheets import service as sheets
+
+    data = file.read_bytes()
+
+    async def run(session: AsyncSession) -> sheets.ImportPlan:
+        platform = await session.scalar(
+            select(Department).where(Department.kind == DepartmentKind.platform).limit(1)
+        )
+        if platform is None:
+            _fail("no platform department yet; run `broker accounts bootstrap` first")
+        viewer = Viewer(
+            department_id=platform.id,
+            department_code=platform.code,
+            is_platform=True,
+            is_platform_admin=True,
+            is_steward=True,
+        )
+        plan = await sheets.import_sheet(session=session, viewer=viewer, data=data, dry_run=dry_run)
+        if not dry_run:
+            await audit.record(
+                session,
+                CLI_ACTOR,
+                "catalog.imported",
+                AuditObject("catalog", file.name),
+                details={
+                    "rows": plan.rows,
+                    "created": plan.created,
+                    "updated": sorted(plan.updated),
+                },
+            )
+        return plan
+
+    try:
+        plan = run_in_session(Settings(), run)
+    except DomainError as exc:
+        for error in exc.errors:
+            typer.secho(f"  {error.location}: {error.message}", err=True)
+        _fail(exc.detail)
+    verb = "would create" if dry_run else "created"
+    typer.echo(
+        f"{plan.rows} rows: {verb} {len(plan.created)}, "
+        f"{'would update' if dry_run else 'updated'} {len(plan.updated)}, "
+        f"unchanged {len(plan.unchanged)}"
+    )

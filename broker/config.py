@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest JSON request body accepted (bytes)."
     )
+    max_import_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest catalog sheet accepted (bytes)."
+    )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
 
     public_base_url: str = Field(

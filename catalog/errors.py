@@ -74,3 +74,9 @@ class PreconditionFailed(DomainError):
     status = 412
     code = "precondition-failed"
     title = "Precondition failed"
+
+
+class TooLarge(DomainError):
+    status = 413
+    code = "content-too-large"
+    title = "Content too large"

@@ -10,7 +10,9 @@ DEPARTMENTS = [
 ]
 
 
-def item(code: str, name: str, data_type: str = "decimal", unit: str | None = None, **extra: Any) -> dict[str, Any]:
+def item(
+    code: str, name: str, data_type: str = "decimal", unit: str | None = None, **extra: Any
+) -> dict[str, Any]:
     return {"code": code, "name": name, "data_type": data_type, "unit": unit, **extra}
 
 
@@ -84,8 +86,14 @@ DATASETS: list[dict[str, Any]] = [
         "publication_lag_days": 1,
         "status": "published",
         "items": [
-            item("SW-NSRSBH", "纳税人识别号", "string", nullable=False, is_key=True,
-                 pattern="^[0-9A-Z]{18}$"),
+            item(
+                "SW-NSRSBH",
+                "纳税人识别号",
+                "string",
+                nullable=False,
+                is_key=True,
+                pattern="^[0-9A-Z]{18}$",
+            ),
             item("SW-YNSE", "应纳税额", unit="元", minimum=0),
         ],
     },
@@ -487,8 +495,14 @@ DATASETS: list[dict[str, Any]] = [
         "aggregated": True,
         "status": "published",
         "items": [
-            item("PT-SFZH", "公民身份号码", "string", nullable=False, is_key=True,
-                 pattern="^[0-9]{17}[0-9X]$"),
+            item(
+                "PT-SFZH",
+                "公民身份号码",
+                "string",
+                nullable=False,
+                is_key=True,
+                pattern="^[0-9]{17}[0-9X]$",
+            ),
             item("PT-XM", "姓名", "string"),
             item("PT-CZRK", "常住人口数", "integer", unit="人"),
         ],
@@ -562,7 +576,9 @@ async def seed(client: Any, admin_headers: dict[str, str] | None = None) -> None
 
     for code, name, kind in DEPARTMENTS:
         response = await client.post(
-            "/v1/departments", json={"code": code, "name": name, "kind": kind}, headers=admin_headers
+            "/v1/departments",
+            json={"code": code, "name": name, "kind": kind},
+            headers=admin_headers,
         )
         assert response.status_code == 201, response.text
     now = datetime.now(UTC)
@@ -580,3 +596,32 @@ async def seed(client: Any, admin_headers: dict[str, str] | None = None) -> None
             payload["last_updated_at"] = (now - timedelta(days=1)).isoformat()
         response = await client.post("/v1/datasets", json=payload, headers=admin_headers)
         assert response.status_code == 201, (payload["code"], response.text)
+
+
+# The district of the 95-item economic indicators sheet (tests/data/economic_indicators_95.csv).
+DISTRICT = [
+    ("drc", "区发展和改革委员会"),
+    ("stats", "区统计局"),
+    ("tax", "区税务局"),
+    ("commerce", "区商务委员会"),
+    ("invest", "区投资促进办公室"),
+    ("finance", "区财政局"),
+    ("market", "区市场监督管理局"),
+    ("hrss", "区人力资源和社会保障局"),
+    ("housing", "区住房和城乡建设管理委员会"),
+    ("planning", "区规划和自然资源局"),
+    ("scitech", "区科学技术委员会"),
+    ("finsvc", "区金融工作局"),
+    ("culture", "区文化和旅游局"),
+]
+
+
+async def seed_district(client: Any) -> None:
+    """The bureaus of the sheet; the platform (区城市运行管理中心) comes from renaming ours."""
+    for code, name in DISTRICT:
+        response = await client.post(
+            "/v1/departments", json={"code": code, "name": name, "kind": "bureau"}
+        )
+        assert response.status_code == 201, response.text
+    renamed = await client.patch("/v1/departments/platform", json={"name": "区城市运行管理中心"})
+    assert renamed.status_code == 200, renamed.text

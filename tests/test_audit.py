@@ -49,6 +49,27 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
         ("POST", "/v1/accounts/tax-sys/enable", None, "account.enabled"),
         ("POST", "/v1/accounts/tax-sys/secret", None, "account.secret_rotated"),
         ("POST", "/v1/audit/checkpoints", None, "audit.checkpointed"),
+        (
+            "POST",
+            "/v1/datasets",
+            {
+                "code": "tax",
+                "title": "税收收入月报",
+                "owner_department_code": "tax",
+                "category": "departmental",
+                "share_type": "unconditional",
+                "update_cycle": "monthly",
+            },
+            "dataset.created",
+        ),
+        ("PATCH", "/v1/datasets/tax", {"title": "税收收入月度统计"}, "dataset.updated"),
+        (
+            "PUT",
+            "/v1/datasets/tax/items",
+            {"items": [{"code": "SW-SSSR", "name": "税收收入", "data_type": "decimal"}]},
+            "dataset.items_replaced",
+        ),
+        ("POST", "/v1/catalog/import", None, "catalog.imported"),
     ]
     mutating = {
         (method.upper(), path)
@@ -62,9 +83,20 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
     assert {(m, re.sub(r"\{[^}]+\}", "{x}", p)) for m, p in mutating} == covered, (
         "every mutating route needs a step here (POST /oauth/token is tested below)"
     )
+    sheet = (
+        "资源代码,资源名称,提供单位,资源分类,信息项编码,信息项名称,数据类型,共享类型,更新周期\r\n"
+        "NEW-1,新表,tax,部门,NEW-1-1,指标,数值型,无条件共享,每月\r\n"
+    ).encode()
     for method, path, body, action in steps:
         before = await head(app)
-        response = await admin_client.request(method, path, json=body)
+        headers = {}
+        if path.startswith("/v1/datasets/"):
+            current = await admin_client.get(path.removesuffix("/items"))
+            headers["If-Match"] = current.headers["etag"]
+        if path == "/v1/catalog/import":
+            response = await admin_client.post(path, files={"file": ("s.csv", sheet, "text/csv")})
+        else:
+            response = await admin_client.request(method, path, json=body, headers=headers)
         assert response.status_code in (200, 201), response.text
         assert await actions_after(app, before) == [action], path
 

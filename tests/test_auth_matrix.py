@@ -27,6 +27,7 @@ class Call:
     path: str
     body: Callable[[], dict[str, Any]] | None = None
     versioned: bool = False  # send If-Match with the current ETag of `path`
+    upload: bytes | None = None  # send as the multipart `file` field
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,19 @@ SPEC: dict[str, Rule] = {
         200,
         403,
     ),
+    "import_catalog_sheet": Rule(
+        Call(
+            "POST",
+            "/v1/catalog/import?dry_run=true",
+            upload="资源代码,资源名称,提供单位,资源分类,信息项编码,信息项名称,数据类型,共享类型,"
+            "更新周期\r\nTAX-NEW,新表,tax,部门,TAX-NEW-1,指标,数值型,无条件共享,每月\r\n".encode(),
+        ),
+        frozenset({"platform_admin", "steward"}),
+        200,
+        403,
+    ),
+    "export_catalog_sheet": Rule(Call("GET", "/v1/catalog/export?format=csv"), EVERYONE, 200, 200),
+    "export_catalog_dcat": Rule(Call("GET", "/v1/catalog/dcat"), EVERYONE, 200, 200),
     "list_audit_events": Rule(Call("GET", "/v1/audit/events"), AUDIT, 200, 403),
     "export_audit_events": Rule(Call("GET", "/v1/audit/export?format=csv"), AUDIT, 200, 403),
     "verify_audit_chain": Rule(Call("GET", "/v1/audit/verify"), AUDIT, 200, 403),
@@ -160,6 +174,9 @@ async def send(
             rule.call.path.removesuffix("/items"), headers={"Authorization": f"Bearer {admin}"}
         )
         headers["If-Match"] = current.headers["etag"]
+    if rule.call.upload is not None:
+        files = {"file": ("sheet.csv", rule.call.upload, "text/csv")}
+        return await client.request(rule.call.method, rule.call.path, files=files, headers=headers)
     body = rule.call.body() if rule.call.body else None
     return await client.request(rule.call.method, rule.call.path, json=body, headers=headers)
 

@@ -1,0 +1,123 @@
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from broker.audit import service as audit
+from broker.audit.dependencies import AuditActor
+from broker.audit.service import AuditObject
+from broker.catalog_api.datasets import Maintainer
+from broker.catalog_api.viewer import CatalogViewer
+from broker.config import Settings
+from broker.db import SessionDep
+from catalog import dcat
+from catalog.datasets.models import Dataset
+from catalog.errors import FieldError, TooLarge
+from catalog.sheets import io as sheet_io
+from catalog.sheets import service as sheets
+from catalog.vocab import DatasetStatus
+
+router = APIRouter(prefix="/catalog", tags=["catalog"])
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class ImportResult(BaseModel):
+    dry_run: bool
+    rows: int
+    created: list[str]
+    updated: dict[str, list[str]]
+    unchanged: list[str]
+
+
+async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, refusing as soon as it passes the limit."""
+    chunks, size = [], 0
+    while chunk := await upload.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(
+                f"The sheet is over {limit} bytes; split it or raise BROKER_MAX_IMPORT_BYTES.",
+                errors=[FieldError("body.file", "Upload a smaller file.")],
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/import", response_model=ImportResult)
+async def import_catalog_sheet(
+    request: Request,
+    session: SessionDep,
+    _maintainer: Maintainer,
+    viewer: CatalogViewer,
+    actor: AuditActor,
+    file: Annotated[UploadFile, File(description="目录 sheet: CSV (UTF-8 or GBK) or XLSX.")],
+    dry_run: Annotated[
+        bool, Query(description="Report what would change without writing anything.")
+    ] = False,
+) -> ImportResult:
+    """Create or update datasets from a 目录 sheet, all or nothing, matched by codes."""
+    settings: Settings = request.app.state.settings
+    data = await _read_limited(file, settings.max_import_bytes)
+    plan = await sheets.import_sheet(session=session, viewer=viewer, data=data, dry_run=dry_run)
+    result = ImportResult(dry_run=dry_run, **vars(plan))
+    if not dry_run:
+        await audit.record(
+            session,
+            actor,
+            "catalog.imported",
+            AuditObject("catalog", file.filename or None),
+            details={
+                "rows": plan.rows,
+                "created": plan.created,
+                "updated": sorted(plan.updated),
+                "unchanged": len(plan.unchanged),
+            },
+        )
+        await session.commit()
+    return result
+
+
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, XLSX_TYPE: {}}, "description": "目录 sheet"}},
+)
+async def export_catalog_sheet(
+    session: SessionDep,
+    viewer: CatalogViewer,
+    format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",
+) -> Response:
+    """The catalog in the import layout (one row per item); it re-imports with no changes."""
+    rows = await sheets.export_rows(session=session, viewer=viewer)
+    if format == "xlsx":
+        content, media = sheet_io.write_xlsx(rows), XLSX_TYPE
+    else:
+        content, media = sheet_io.write_csv(rows), "text/csv; charset=utf-8"
+    return Response(
+        content,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="catalog.{format}"'},
+    )
+
+
+@router.get(
+    "/dcat",
+    response_class=Response,
+    responses={200: {"content": {"application/ld+json": {}}, "description": "DCAT-AP 3"}},
+)
+async def export_catalog_dcat(
+    request: Request, session: SessionDep, _viewer: CatalogViewer
+) -> Response:
+    """Published datasets as DCAT-AP 3 JSON-LD, for harvesters such as CKAN's ckanext-dcat."""
+    settings: Settings = request.app.state.settings
+    published = (
+        await session.scalars(
+            select(Dataset).where(Dataset.status == DatasetStatus.published).order_by(Dataset.code)
+        )
+    ).all()
+    document = dcat.catalog_document(
+        list(published), base_url=settings.public_base_url, title="政务数据资源目录"
+    )
+    return Response(json.dumps(document, ensure_ascii=False), media_type="application/ld+json")
