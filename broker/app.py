@@ -22,9 +22,13 @@ from broker.auth.tokens import ExternalJwks
 from broker.catalog_api.datasets import router as datasets_router
 from broker.catalog_api.sheets import router as sheets_router
 from broker.config import Settings
+from broker.coordination.router import router as coordination_router
 from broker.db import make_engine, make_read_session_factory, make_session_factory
 from broker.departments.router import router as departments_router
 from broker.errors import install_error_handlers, problem_response
+from broker.grants.router import router as grants_router
+from broker.requests.router import router as requests_router
+from broker.scenarios.router import router as scenarios_router
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -164,6 +168,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(accounts_router)
     v1.include_router(datasets_router)
     v1.include_router(sheets_router)
+    v1.include_router(scenarios_router)
+    v1.include_router(requests_router)
+    v1.include_router(grants_router)
+    v1.include_router(coordination_router)
     v1.include_router(audit_router)
     app.include_router(v1)
     return app

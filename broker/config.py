@@ -46,6 +46,19 @@ class Settings(BaseSettings):
         default=900, ge=1, description="Longest a client is refused after repeated failures."
     )
 
+    reply_working_days: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        description="Working days an owner has to decide a line (国发〔2016〕51号 art. 14: 10).",
+    )
+    auto_approve_max_sensitivity: str = Field(
+        default="L2",
+        pattern=r"^L[1-4]$",
+        description="Unconditional lines with a platform copy up to this sensitivity are approved "
+        "on submit.",
+    )
+
     external_issuer: str | None = Field(
         default=None, description="`iss` of an external OIDC provider (e.g. a Keycloak realm)."
     )

@@ -2,6 +2,9 @@
 
 from broker.audit.models import AuditEvent
 from broker.auth.models import Account, SigningKey
+from broker.grants.models import Grant
+from broker.requests.models import Decision, IdempotencyRecord, Request, RequestLine
+from broker.scenarios.models import Scenario
 from catalog.base import Base
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
@@ -13,7 +16,13 @@ __all__ = [
     "AuditEvent",
     "DataItem",
     "Dataset",
+    "Decision",
     "Department",
+    "Grant",
+    "IdempotencyRecord",
+    "Request",
+    "RequestLine",
+    "Scenario",
     "SigningKey",
     "metadata",
 ]

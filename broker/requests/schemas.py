@@ -1,0 +1,237 @@
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from broker.requests.models import LineKind, LineState
+from catalog.vocab import Sensitivity, UpdateCycle
+
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text4000 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class FreshnessNeed(BaseModel):
+    """How fresh the line must be: at least this cycle, out within N days of period end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    update_cycle: UpdateCycle
+    within_days: int = Field(ge=0, le=366)
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_code: Code | None = None
+    dataset_code: Code | None = None
+    need: Text4000 | None = Field(default=None, description="Data not in the catalog yet.")
+    believed_department_code: Code | None = Field(
+        default=None, description="For a need: the department believed to hold it."
+    )
+    freshness_need: FreshnessNeed | None = None
+
+    @model_validator(mode="after")
+    def names_exactly_one_thing(self) -> Self:
+        given = [x for x in (self.item_code, self.dataset_code, self.need) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of item_code, dataset_code or need")
+        if self.need is not None and self.believed_department_code is None:
+            raise ValueError("a need needs believed_department_code")
+        return self
+
+
+class RequestCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenario_code: Code
+    title: Text200 = Field(examples=["经济运行指标数据需求"])
+    purpose: Text4000 = Field(examples=["经济运行监测分析与月度研判"])
+    legal_basis: Text4000 | None = None
+    usage_start: date
+    usage_end: date
+    lines: list[LineIn] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def usage_period_is_coherent(self) -> Self:
+        if self.usage_end < self.usage_start:
+            raise ValueError("usage_end is before usage_start")
+        return self
+
+
+class LinesAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[LineIn] = Field(default_factory=list, max_length=1000)
+    item_codes: list[Code] = Field(
+        default_factory=list, max_length=1000, description="Paste many item codes at once."
+    )
+
+
+class LinesAdded(BaseModel):
+    added: int
+    unknown_codes: list[str] = Field(description="Codes matching no published item; not added.")
+
+
+class Masking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["hash", "partial", "null"]
+
+
+class RowFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    column: Code
+    op: Literal["eq", "ne", "in", "lt", "le", "gt", "ge"]
+    value: Any
+
+
+class Conditions(BaseModel):
+    """Structured conditions of an approval; everything the delivery side can enforce."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[Code] | None = Field(default=None, description="Subset of item codes granted.")
+    masking: dict[Code, Literal["hash", "partial", "null"]] = Field(default_factory=dict)
+    aggregation_level: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, examples=["street"]
+    )
+    row_filter: list[RowFilter] = Field(default_factory=list, max_length=20)
+    purpose: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    valid_until: date | None = None
+    no_reshare: bool = False
+    in_platform_only: bool = False
+
+
+class Declaration(BaseModel):
+    """时效性和保密性说明: the owner's statement of timeliness and confidentiality for the item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    update_cycle: UpdateCycle
+    publication_lag_days: int = Field(ge=0, le=366)
+    sensitivity: Sensitivity
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+OwnerDecisionKind = Literal[
+    "approve", "approve_with_conditions", "needs_info", "reject", "not_held", "register"
+]
+
+
+class OwnerDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: OwnerDecisionKind
+    declaration: Declaration | None = None
+    conditions: Conditions | None = None
+    question: Text4000 | None = None
+    reason: Text4000 | None = None
+    reroute_to: Code | None = Field(default=None, description="For not_held: who holds it.")
+    item_code: Code | None = Field(default=None, description="For register: the new item.")
+
+    @model_validator(mode="after")
+    def carries_what_the_decision_needs(self) -> Self:
+        needs: dict[str, tuple[str, ...]] = {
+            "approve": ("declaration",),
+            "approve_with_conditions": ("declaration", "conditions"),
+            "needs_info": ("question",),
+            "reject": ("declaration", "reason"),
+            "not_held": ("reroute_to",),
+            "register": ("item_code",),
+        }
+        missing = [f for f in needs[self.decision] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{self.decision} needs {', '.join(missing)}")
+        return self
+
+
+class BatchDecision(OwnerDecision):
+    line_ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Text4000
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text4000
+
+
+class LeaderDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "approve_with_conditions", "rejected_final"]
+    note: Text4000
+    conditions: Conditions | None = None
+
+    @model_validator(mode="after")
+    def conditions_when_needed(self) -> Self:
+        if self.decision == "approve_with_conditions" and self.conditions is None:
+            raise ValueError("approve_with_conditions needs conditions")
+        return self
+
+
+class LineRead(BaseModel):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    position: int
+    kind: LineKind
+    item_code: str | None
+    item_name: str | None
+    dataset_code: str | None
+    dataset_title: str | None
+    need: str | None
+    owner_department_code: str
+    owner_department_name: str
+    state: LineState
+    route_reason: str | None
+    freshness_need: dict[str, Any] | None
+    freshness_warning: str | None
+    routed_at: datetime | None
+    due_at: datetime | None
+    clock_basis: str | None
+    overdue: bool
+    question: str | None
+    answer: str | None
+    awaiting_second_approval: bool
+    conditions: dict[str, Any] | None
+    declaration: dict[str, Any] | None
+    reason: str | None
+    grant_id: uuid.UUID | None = None
+    version: int
+
+
+class RequestRead(BaseModel):
+    id: uuid.UUID
+    scenario_code: str
+    requesting_department_code: str
+    title: str
+    purpose: str
+    legal_basis: str | None
+    usage_start: date
+    usage_end: date
+    status: Literal["draft", "in_progress", "completed", "withdrawn"]
+    submitted_at: datetime | None
+    created_by: str
+    created_at: datetime
+    lines: list[LineRead]
+
+
+class InboxPage(BaseModel):
+    items: list[LineRead]
+    next_cursor: str | None = None
+
+
+class EscalationSweep(BaseModel):
+    escalated: list[uuid.UUID]
+
+
+class DecisionsApplied(BaseModel):
+    lines: list[LineRead]
