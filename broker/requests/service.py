@@ -116,6 +116,15 @@ def may_see_request(principal: Principal, request: Request) -> bool:
     return any(line.owner_department_id == principal.department_id for line in request.lines)
 
 
+def _may_see_line(principal: Principal, line: RequestLine) -> bool:
+    return (
+        principal.is_platform_admin
+        or Role.leader in principal.roles
+        or line.owner_department_id == principal.department_id
+        or _is_requesting_side(principal, line.request)
+    )
+
+
 async def get_request(
     *, session: AsyncSession, principal: Principal, request_id: uuid.UUID
 ) -> Request:
@@ -133,10 +142,7 @@ async def get_line(
     if for_update:
         query = query.with_for_update(of=RequestLine)
     line = await session.scalar(query)
-    if line is None or not (
-        may_see_request(principal, line.request)
-        or line.owner_department_id == principal.department_id
-    ):
+    if line is None or not _may_see_line(principal, line):
         raise NotFound(f"No request line has the id '{line_id}'.")
     return line
 
@@ -630,7 +636,7 @@ async def _reroute(ctx: Context, line: RequestLine, code: str) -> None:
             errors=[FieldError("body.reroute_to", "Name the department that holds the data.")],
         )
     previous = line.owner_department_id
-    line.owner_department_id = target.id
+    line.owner = target
     line.pending_approval = None
     _start_clock(ctx, line)
     line.route_reason = f"Re-routed to {target.name}: the previous owner does not hold it."
