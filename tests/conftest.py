@@ -148,7 +148,7 @@ class Identities:
                     data=AccountCreate(
                         name=name,
                         display_name=name,
-                        kind=AccountKind.client,
+                        kind=AccountKind.person,  # no secret to hash: tests mint tokens
                         department_code=department,
                         roles=[Role(r) for r in roles],
                     ),

@@ -217,7 +217,7 @@ async def _line_from(
             kind=LineKind.item,
             item=item,
             dataset=dataset,
-            owner_department_id=dataset.owner_department_id,
+            owner=dataset.owner,
             state=S.draft,
             freshness_need=freshness,
         )
@@ -227,7 +227,7 @@ async def _line_from(
             position=position,
             kind=LineKind.dataset,
             dataset=dataset,
-            owner_department_id=dataset.owner_department_id,
+            owner=dataset.owner,
             state=S.draft,
             freshness_need=freshness,
         )
@@ -242,7 +242,7 @@ async def _line_from(
         position=position,
         kind=LineKind.need,
         need=spec.need,
-        owner_department_id=holder.id,
+        owner=holder,
         state=S.draft,
         freshness_need=freshness,
     )
@@ -315,7 +315,7 @@ async def add_lines(
                 kind=LineKind.item,
                 item=item,
                 dataset=dataset,
-                owner_department_id=dataset.owner_department_id,
+                owner=dataset.owner,
                 state=S.draft,
             )
         )
@@ -502,7 +502,7 @@ def check_conditions(line: RequestLine, conditions: Conditions, location: str) -
     dataset = line.dataset
     if dataset is None:
         return
-    codes = {i.code for i in dataset.items}
+    codes = {line.item.code} if line.item is not None else {i.code for i in dataset.items}
     named = (
         list(conditions.columns or [])
         + list(conditions.masking)
@@ -511,8 +511,8 @@ def check_conditions(line: RequestLine, conditions: Conditions, location: str) -
     unknown = sorted({c for c in named if c not in codes})
     if unknown:
         raise InvalidInput(
-            f"Dataset '{dataset.code}' has no column(s) {', '.join(unknown)}.",
-            errors=[FieldError(location, f"Use item codes of {dataset.code}: {sorted(codes)}.")],
+            f"The line covers no column(s) {', '.join(unknown)} of '{dataset.code}'.",
+            errors=[FieldError(location, f"Name only the line's columns: {sorted(codes)}.")],
         )
 
 
