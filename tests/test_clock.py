@@ -18,7 +18,7 @@ def at(day: str, hour: int = 15) -> datetime:
             "2026-02-13",
             10,
             "2026-03-05",
-            "Spring Festival 2/15-2/23 off; Sat 2/14 and Sat 2/28 work",
+            "Spring Festival 2/15-23 off; Sat 2/14, 2/28 work",
         ),
         ("2026-02-13", 1, "2026-02-14", "the make-up Saturday before the holiday counts"),
         ("2026-02-14", 1, "2026-02-24", "nine holiday days are skipped"),
