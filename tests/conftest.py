@@ -124,6 +124,7 @@ class Identities:
         department: str = "platform",
         department_kind: str = "platform",
         roles: tuple[str, ...] = ("platform_admin",),
+        client: bool = False,
     ) -> str:
         from broker.auth import service as accounts
         from broker.auth import tokens
@@ -148,7 +149,8 @@ class Identities:
                     data=AccountCreate(
                         name=name,
                         display_name=name,
-                        kind=AccountKind.person,  # no secret to hash: tests mint tokens
+                        # people have no secret to hash, which keeps fixtures fast
+                        kind=AccountKind.client if client else AccountKind.person,
                         department_code=department,
                         roles=[Role(r) for r in roles],
                     ),

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import Identities
 from fastapi import FastAPI
 
 from audit_helpers import actions_after, events, head
 from broker.openapi_export import openapi_document
+from conftest import Identities
 
 PROBLEM = "application/problem+json"
 

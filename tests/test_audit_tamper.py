@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import ON_POSTGRES
 from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, make_url
@@ -14,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from audit_helpers import events
 from broker.audit.chain import compute_hash
+from conftest import ON_POSTGRES
 
 
 def _sync_url(app: FastAPI) -> str:

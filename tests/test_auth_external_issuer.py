@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from conftest import Identities
 from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
@@ -29,6 +28,7 @@ from broker.config import Settings
 from catalog.departments import service as departments
 from catalog.departments.models import DepartmentKind
 from catalog.departments.schemas import DepartmentCreate
+from conftest import Identities
 
 ISSUER = "https://idp.test/realms/city"
 AUDIENCE = "broker-api"

@@ -36,11 +36,144 @@ class Rule:
     allowed: frozenset[str]
     ok: int
     other_department: int  # a steward of another bureau acting on Tax's object
+    overrides: tuple[tuple[str, int], ...] = ()  # roles allowed in, who then find the work done
 
 
 ADMIN = frozenset({"platform_admin"})
 AUDIT = frozenset({"platform_admin", "auditor"})
 EVERYONE = frozenset(ROLES)
+
+STEWARD = frozenset({"steward"})
+REQUESTER = frozenset({"requester"})
+OWNER_OR_PLATFORM = frozenset({"steward", "platform_admin"})
+REASON = {"reason": "matrix"}
+DECLARE = {"update_cycle": "monthly", "publication_lag_days": 10, "sensitivity": "L1"}
+
+
+def _request_body() -> dict[str, Any]:
+    today = time.strftime("%Y-%m-%d")
+    return {
+        "scenario_code": "tax-scn",
+        "title": "税收分析",
+        "purpose": "测试",
+        "usage_start": today,
+        "usage_end": "2099-12-31",
+        "lines": [{"item_code": "TAX-I1"}],
+    }
+
+
+WORKFLOW: dict[str, Rule] = {
+    "create_scenario": Rule(
+        Call("POST", "/v1/scenarios", lambda: {"code": f"s{next(_unique)}", "name": "场景"}),
+        REQUESTER,
+        201,
+        403,
+    ),
+    "list_scenarios": Rule(Call("GET", "/v1/scenarios"), EVERYONE, 200, 200),
+    "get_scenario": Rule(Call("GET", "/v1/scenarios/tax-scn"), EVERYONE, 200, 404),
+    "update_scenario": Rule(
+        Call("PATCH", "/v1/scenarios/tax-scn", lambda: {"phase": "development"}),
+        REQUESTER,
+        200,
+        403,
+    ),
+    "scenario_readiness": Rule(Call("GET", "/v1/scenarios/tax-scn/readiness"), EVERYONE, 200, 404),
+    "create_request": Rule(Call("POST", "/v1/requests", _request_body), REQUESTER, 201, 403),
+    "get_request": Rule(Call("GET", "/v1/requests/{main}"), EVERYONE, 200, 404),
+    "request_readiness": Rule(Call("GET", "/v1/requests/{main}/readiness"), EVERYONE, 200, 404),
+    "add_request_lines": Rule(
+        Call("POST", "/v1/requests/{draft}/lines", lambda: {"item_codes": ["TAX-I2"]}),
+        REQUESTER,
+        200,
+        403,
+    ),
+    "submit_request": Rule(Call("POST", "/v1/requests/{to_submit}/submit"), REQUESTER, 200, 403),
+    "inbox": Rule(Call("GET", "/v1/inbox"), STEWARD, 200, 200),
+    "decide_line": Rule(
+        Call(
+            "POST",
+            "/v1/lines/{pending}/decisions",
+            lambda: {"decision": "approve", "declaration": DECLARE},
+        ),
+        STEWARD,
+        200,
+        404,
+    ),
+    "decide_lines": Rule(
+        Call(
+            "POST",
+            "/v1/decisions",
+            lambda: {
+                "line_ids": [WORLD_IDS["batch"]],
+                "decision": "approve",
+                "declaration": DECLARE,
+            },
+        ),
+        STEWARD,
+        200,
+        404,
+    ),
+    "answer_line_question": Rule(
+        Call("POST", "/v1/lines/{needs_info}/answer", lambda: {"answer": "口径一致"}),
+        REQUESTER,
+        200,
+        403,
+    ),
+    "accept_line_conditions": Rule(
+        Call("POST", "/v1/lines/{conditions}/accept"), REQUESTER, 200, 403
+    ),
+    "decline_line_conditions": Rule(
+        Call("POST", "/v1/lines/{conditions2}/decline"), REQUESTER, 200, 403
+    ),
+    "withdraw_line": Rule(Call("POST", "/v1/lines/{withdraw}/withdraw"), REQUESTER, 200, 403),
+    "escalate_line": Rule(
+        Call("POST", "/v1/lines/{rejected}/escalate", lambda: REASON),
+        frozenset({"requester", "platform_admin"}),
+        200,
+        403,
+        overrides=(("platform_admin", 409),),
+    ),
+    "settle_escalated_line": Rule(
+        Call(
+            "POST",
+            "/v1/lines/{escalated}/leader-decision",
+            lambda: {"decision": "rejected_final", "note": "依法不予共享"},
+        ),
+        frozenset({"leader"}),
+        200,
+        403,
+    ),
+    "escalate_overdue_and_refused": Rule(
+        Call("POST", "/v1/coordination/escalations"), ADMIN, 200, 403
+    ),
+    "coordination_agenda": Rule(
+        Call("GET", "/v1/coordination/agenda"), frozenset({"platform_admin", "leader"}), 200, 403
+    ),
+    "list_grants": Rule(Call("GET", "/v1/grants"), EVERYONE, 200, 200),
+    "get_grant": Rule(Call("GET", "/v1/grants/{grant}"), EVERYONE, 200, 404),
+    "revoke_grant": Rule(
+        Call("POST", "/v1/grants/{grant}/revoke", lambda: REASON),
+        OWNER_OR_PLATFORM,
+        200,
+        404,
+        overrides=(("platform_admin", 409),),
+    ),
+    "suspend_grant": Rule(
+        Call("POST", "/v1/grants/{grant}/suspend", lambda: REASON),
+        OWNER_OR_PLATFORM,
+        200,
+        404,
+        overrides=(("platform_admin", 409),),
+    ),
+    "resume_grant": Rule(
+        Call("POST", "/v1/grants/{suspended_grant}/resume", lambda: REASON),
+        OWNER_OR_PLATFORM,
+        200,
+        404,
+        overrides=(("platform_admin", 409),),
+    ),
+}
+WORLD_IDS: dict[str, str] = {}
 
 SPEC: dict[str, Rule] = {
     "list_departments": Rule(Call("GET", "/v1/departments"), EVERYONE, 200, 200),
@@ -114,7 +247,12 @@ SPEC: dict[str, Rule] = {
         Call(
             "PUT",
             "/v1/datasets/TAX-DS/items",
-            lambda: {"items": [{"code": "TAX-I1", "name": "税收收入", "data_type": "decimal"}]},
+            lambda: {
+                "items": [
+                    {"code": f"TAX-I{i}", "name": f"税收指标{i}（修订）", "data_type": "decimal"}
+                    for i in range(1, 13)
+                ]
+            },
             versioned=True,
         ),
         frozenset({"platform_admin", "steward"}),
@@ -140,6 +278,8 @@ SPEC: dict[str, Rule] = {
     "create_audit_checkpoint": Rule(Call("POST", "/v1/audit/checkpoints"), AUDIT, 201, 403),
     "rotate_client_secret": Rule(Call("POST", "/v1/accounts/tax-target/secret"), ADMIN, 200, 403),
 }
+
+SPEC |= WORKFLOW
 
 BAD_TOKENS = ("no token", "expired", "tampered", "wrong audience", "not yet valid", "garbage")
 
@@ -169,6 +309,13 @@ async def send(
     client: httpx.AsyncClient, rule: Rule, token: str | None, admin: str | None = None
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    path = rule.call.path.format_map(WORLD_IDS) if "{" in rule.call.path else rule.call.path
+    rule = Rule(
+        Call(rule.call.method, path, rule.call.body, rule.call.versioned, rule.call.upload),
+        rule.allowed,
+        rule.ok,
+        rule.other_department,
+    )
     if rule.call.versioned:
         current = await client.get(
             rule.call.path.removesuffix("/items"), headers={"Authorization": f"Bearer {admin}"}
@@ -191,7 +338,7 @@ async def world(app: FastAPI, identities: Any, client: httpx.AsyncClient) -> dic
                 f"tax-{role}", department="tax", department_kind="bureau", roles=(role,)
             )
     await identities.token(
-        "tax-target", department="tax", department_kind="bureau", roles=("requester",)
+        "tax-target", department="tax", department_kind="bureau", roles=("requester",), client=True
     )
     created = await client.post(
         "/v1/datasets",
@@ -204,10 +351,15 @@ async def world(app: FastAPI, identities: Any, client: httpx.AsyncClient) -> dic
             "share_type": "unconditional",
             "update_cycle": "monthly",
             "status": "published",
-            "items": [{"code": "TAX-I1", "name": "税收收入", "data_type": "decimal"}],
+            "items": [
+                {"code": f"TAX-I{i}", "name": f"税收指标{i}", "data_type": "decimal"}
+                for i in range(1, 13)
+            ],
         },
     )
     assert created.status_code == 201, created.text
+    WORLD_IDS.clear()
+    WORLD_IDS.update(await _workflow(client, tokens))
     tokens["other_department"] = await identities.token(
         "commerce-steward", department="commerce", department_kind="bureau", roles=("steward",)
     )
@@ -218,6 +370,67 @@ async def world(app: FastAPI, identities: Any, client: httpx.AsyncClient) -> dic
     tokens["tampered"] = tamper(tokens["steward"])
     tokens["garbage"] = "not.a.jwt"
     return tokens
+
+
+async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[str, str]:
+    """A Tax scenario and request whose lines sit in every state some route needs."""
+
+    async def call(who: str, method: str, path: str, body: Any = None) -> Any:
+        response = await client.request(
+            method, path, json=body, headers={"Authorization": f"Bearer {tokens[who]}"}
+        )
+        assert response.status_code in (200, 201), (path, response.text)
+        return response.json()
+
+    await call("requester", "POST", "/v1/scenarios", {"code": "tax-scn", "name": "税收分析场景"})
+    body = _request_body() | {"lines": [{"item_code": f"TAX-I{i}"} for i in range(1, 12)]}
+    main = await call("requester", "POST", "/v1/requests", body)
+    lines = {
+        line["item_code"]: line["id"]
+        for line in (await call("requester", "POST", f"/v1/requests/{main['id']}/submit"))["lines"]
+    }
+    steward_decides = {
+        "TAX-I2": {"decision": "needs_info", "question": "口径？"},
+        "TAX-I3": {
+            "decision": "approve_with_conditions",
+            "declaration": DECLARE,
+            "conditions": {"purpose": "分析"},
+        },
+        "TAX-I4": {
+            "decision": "approve_with_conditions",
+            "declaration": DECLARE,
+            "conditions": {"purpose": "分析"},
+        },
+        "TAX-I5": {"decision": "reject", "reason": "不宜共享", "declaration": DECLARE},
+        "TAX-I6": {"decision": "reject", "reason": "不宜共享", "declaration": DECLARE},
+        "TAX-I7": {"decision": "approve", "declaration": DECLARE},
+        "TAX-I8": {"decision": "approve", "declaration": DECLARE},
+    }
+    decided = {}
+    for code, decision in steward_decides.items():
+        decided[code] = await call(
+            "steward", "POST", f"/v1/lines/{lines[code]}/decisions", decision
+        )
+    await call("requester", "POST", f"/v1/lines/{lines['TAX-I6']}/escalate", REASON)
+    suspended = decided["TAX-I8"]["grant_id"]
+    await call("steward", "POST", f"/v1/grants/{suspended}/suspend", REASON)
+    draft = await call("requester", "POST", "/v1/requests", _request_body())
+    to_submit = await call("requester", "POST", "/v1/requests", _request_body())
+    return {
+        "main": main["id"],
+        "draft": draft["id"],
+        "to_submit": to_submit["id"],
+        "pending": lines["TAX-I1"],
+        "batch": lines["TAX-I9"],
+        "withdraw": lines["TAX-I10"],
+        "needs_info": lines["TAX-I2"],
+        "conditions": lines["TAX-I3"],
+        "conditions2": lines["TAX-I4"],
+        "rejected": lines["TAX-I5"],
+        "escalated": lines["TAX-I6"],
+        "grant": decided["TAX-I7"]["grant_id"],
+        "suspended_grant": suspended,
+    }
 
 
 @pytest.mark.parametrize("operation", sorted(SPEC))
@@ -241,4 +454,5 @@ async def test_route_answers_each_caller_with_the_right_status(
     expected = {case: 401 for case in BAD_TOKENS}
     expected |= {role: rule.ok if role in rule.allowed else 403 for role in ROLES}
     expected["other_department"] = rule.other_department
+    expected |= dict(rule.overrides)
     assert outcomes == expected

@@ -3,10 +3,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Identities
 from fastapi import FastAPI
 
 from audit_helpers import events
+from conftest import Identities
 
 PROBLEM = "application/problem+json"
 

@@ -4,6 +4,7 @@ The cases are derived from the app's own routes, so a new route is covered the d
 """
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from broker.app import create_app
 from broker.config import Settings
 from broker.openapi_export import openapi_document
+from conftest import Identities
 
 PROBLEM = "application/problem+json"
 ALL_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -32,7 +34,20 @@ ROUTES = _routes()
 
 
 def _fill(path: str) -> str:
+    path = re.sub(r"\{[a-z_]*_id\}", "00000000-0000-4000-8000-000000000000", path)
     return re.sub(r"\{[^}]+\}", "does-not-exist", path)
+
+
+@pytest.fixture
+async def omni_client(app: FastAPI, identities: Identities) -> AsyncIterator[httpx.AsyncClient]:
+    """Every role at once, so each route gets past authorization to its input checks."""
+    roles = ("requester", "steward", "platform_admin", "leader", "auditor")
+    headers = await identities.headers("omni", roles=roles)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://broker.test", headers=headers
+    ) as http:
+        yield http
 
 
 def assert_problem(response: httpx.Response, status: int) -> None:
@@ -48,41 +63,41 @@ def assert_problem(response: httpx.Response, status: int) -> None:
     ("method", "path", "route"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
 )
 async def test_every_route_answers_malformed_input_with_a_problem(
-    admin_client: httpx.AsyncClient, method: str, path: str, route: dict[str, Any]
+    omni_client: httpx.AsyncClient, method: str, path: str, route: dict[str, Any]
 ) -> None:
     url = _fill(path)
     checked = 0
     if path == "/oauth/token":
         # RFC 6749 §5.2 fixes this endpoint's error shape: {"error", "error_description"}.
-        as_json = await admin_client.post(url, content=b'{"broken": ')
+        as_json = await omni_client.post(url, content=b'{"broken": ')
         assert as_json.status_code == 400
         assert as_json.json()["error"] == "invalid_request"
-        wrong_grant = await admin_client.post(url, data={"grant_type": "password"})
+        wrong_grant = await omni_client.post(url, data={"grant_type": "password"})
         assert wrong_grant.json()["error"] == "unsupported_grant_type"
         return
     parameters = {p["name"]: p["in"] for p in route.get("parameters", [])}
     if "requestBody" in route:
-        malformed = await admin_client.request(
+        malformed = await omni_client.request(
             method, url, content=b'{"broken": ', headers={"content-type": "application/json"}
         )
         assert_problem(malformed, 422)
-        wrong_type = await admin_client.request(method, url, json=["not", "an", "object"])
+        wrong_type = await omni_client.request(method, url, json=["not", "an", "object"])
         assert_problem(wrong_type, 422)
         checked += 2
     query_names = {name for name, where in parameters.items() if where == "query"}
     if "limit" in query_names:
-        assert_problem(await admin_client.request(method, url, params={"limit": "many"}), 422)
-        assert_problem(await admin_client.request(method, url, params={"limit": 100_000}), 422)
+        assert_problem(await omni_client.request(method, url, params={"limit": "many"}), 422)
+        assert_problem(await omni_client.request(method, url, params={"limit": 100_000}), 422)
         checked += 2
     if "cursor" in query_names:
-        assert_problem(await admin_client.request(method, url, params={"cursor": "@@"}), 422)
+        assert_problem(await omni_client.request(method, url, params={"cursor": "@@"}), 422)
         checked += 1
     if "path" in parameters.values() and "requestBody" not in route:
-        assert_problem(await admin_client.request(method, url), 404)
+        assert_problem(await omni_client.request(method, url), 404)
         checked += 1
     unsupported = sorted(ALL_METHODS - {m for m, p, _ in ROUTES if p == path})
     if unsupported:
-        assert_problem(await admin_client.request(unsupported[0], url), 405)
+        assert_problem(await omni_client.request(unsupported[0], url), 405)
         checked += 1
     assert checked > 0, f"no malformed case applies to {method} {path}; add one"
 

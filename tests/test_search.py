@@ -6,9 +6,10 @@ the two return identical results (same matches, same order, same facet counts).
 
 from typing import Any
 
-import catalog_data
 import httpx
 import pytest
+
+import catalog_data
 
 
 @pytest.fixture

@@ -2,15 +2,15 @@ import io
 import zipfile
 from pathlib import Path
 
-import catalog_data
 import httpx
 import pytest
-from conftest import Identities
 from fastapi import FastAPI
 from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
+import catalog_data
 from audit_helpers import events
+from conftest import Identities
 
 SHEET = Path(__file__).parent / "data" / "economic_indicators_95.csv"
 PROBLEM = "application/problem+json"
