@@ -67,10 +67,12 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 
 def make_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for long reads that write nothing; on SQLite they do not block writers."""
+    options: dict[str, Any] = {READ_ONLY_OPTION: True}
+    if engine.dialect.name == "postgresql":
+        # One snapshot for the whole read, so an export's trailer and rows agree.
+        options["isolation_level"] = "REPEATABLE READ"
     return async_sessionmaker(
-        engine.execution_options(**{READ_ONLY_OPTION: True}),
-        expire_on_commit=False,
-        autoflush=False,
+        engine.execution_options(**options), expire_on_commit=False, autoflush=False
     )
 
 

@@ -179,10 +179,13 @@ async def stream_events(
     filters.check()
     query = filters.apply(select(AuditEvent)).order_by(AuditEvent.seq)
     result = await session.stream(query.execution_options(yield_per=batch))
-    async for event in result.scalars():
-        assert isinstance(event, AuditEvent)
-        yield event
-        session.expunge(event)
+    # One hop into the driver per batch, not per row; the session is the caller's read session,
+    # so dropping everything it holds after each batch keeps memory flat.
+    async for partition in result.scalars().partitions(batch):
+        for event in partition:
+            assert isinstance(event, AuditEvent)
+            yield event
+        session.expunge_all()
 
 
 async def chain_head(*, session: AsyncSession) -> tuple[int, str]:
