@@ -1,0 +1,463 @@
+"""Benchmark the audit export: throughput and peak memory at 100,000 and 1,000,000 events.
+
+    python bench/audit_export.py [--database-url URL] [--sizes 100000 1000000]
+
+Without --database-url the events go to a temporary SQLite file. With a PostgreSQL URL that URL
+is used only as an administrator: a scratch database is created next to it, migrated, seeded and
+dropped at the end.
+
+The chain is seeded fast but genuinely (every hash computed with broker.audit.chain over
+AuditEvent objects, rows inserted in batches), growing from one size to the next. At each size,
+every measurement runs in a child process of its own, so its peak RSS (VmHWM) is its alone:
+
+* baseline     a plain `SELECT * FROM audit_event ORDER BY seq` through the same async driver,
+               fetched in batches, one json.dumps per row: the floor any export could reach;
+* export jsonl broker.audit.export.export_chunks on a read-only session, written to /dev/null;
+* export csv   the same in CSV;
+* verify       broker.audit.service.verify_chain over the whole chain (must say ok).
+
+Memory must not grow with the count: the "peak at largest / peak at smallest" ratio is ~1.0 when
+the export streams. The script exits 1 if a verify fails, an export is incomplete, or that ratio
+goes over --max-memory-ratio for an export.
+"""
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from sqlalchemy import Engine, Table, create_engine, insert, select, text
+from sqlalchemy.engine import URL, make_url
+
+from broker import migrations
+from broker.audit.chain import GENESIS_HASH, compute_hash, event_document
+from broker.audit.models import AuditEvent
+from broker.config import Settings
+
+DEFAULT_SIZES = (100_000, 1_000_000)
+SEED_BATCH = 5_000
+FETCH_BATCH = 1_000
+RUNS = ("baseline", "export jsonl", "export csv", "verify")
+CHILD_TIMEOUT_SECONDS = 3_600
+START_TIME = datetime(2026, 1, 5, 0, 30, tzinfo=UTC)
+
+# --- realistic events ---------------------------------------------------------------------------
+
+DEPARTMENTS = [
+    ("platform", "区城市运行管理中心"),
+    ("tax", "区税务局"),
+    ("civil", "区民政局"),
+    ("health", "区卫生健康委员会"),
+    ("housing", "区住房保障和房屋管理局"),
+    ("market", "区市场监督管理局"),
+    ("hr-ss", "区人力资源和社会保障局"),
+    ("st-01", "城关街道办事处"),
+    ("st-02", "滨江街道办事处"),
+    ("ent-water", "区自来水有限公司"),
+]
+ROLE_SETS = [
+    ["requester"],
+    ["requester", "steward"],
+    ["steward"],
+    ["leader"],
+    ["auditor"],
+    ["platform_admin"],
+]
+ROUTES = [
+    ("GET", "/v1/accounts", "list_accounts"),
+    ("POST", "/v1/departments", "create_department"),
+    ("GET", "/v1/audit/events", "list_audit_events"),
+    ("GET", "/v1/audit/export", "export_audit_events"),
+    ("PATCH", "/v1/departments/tax", "update_department"),
+]
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject: str
+    department: str
+    roles: list[str]
+    client: str
+
+
+def make_callers(rng: random.Random) -> list[Caller]:
+    callers = []
+    for index in range(60):
+        code, _name = DEPARTMENTS[index % len(DEPARTMENTS)]
+        callers.append(
+            Caller(
+                subject=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                department=code,
+                roles=sorted(ROLE_SETS[index % len(ROLE_SETS)]),
+                client=f"{code}-client-{index:02d}",
+            )
+        )
+    return callers
+
+
+def event_fields(seq: int, rng: random.Random, callers: list[Caller]) -> dict[str, Any]:
+    """Everything of one event but its chain links, drawn like a working day's traffic."""
+    caller = rng.choice(callers)
+    draw = rng.random()
+    outcome = "success"
+    if draw < 0.35:
+        code, name = rng.choice(DEPARTMENTS)
+        version = rng.randint(1, 400)
+        new_name = f"{name}（第{version}次调整）" if rng.random() < 0.98 else f"=HYPERLINK({name})"
+        action, object_type, object_id = "department.updated", "department", code
+        details: dict[str, Any] = {
+            "before": {"name": name, "version": version},
+            "after": {"name": new_name, "version": version + 1},
+        }
+    elif draw < 0.65:
+        action, object_type, object_id = "token.issued", "account", caller.client
+        details = {"expires_in": 1800, "grant_type": "client_credentials", "scope": caller.roles}
+    elif draw < 0.78:
+        method, path, operation = rng.choice(ROUTES)
+        action, object_type, object_id = "access.denied", "route", f"{method} {path}"
+        outcome = "denied"
+        details = {
+            "operation": operation,
+            "reason": "This action needs one of the roles: platform_admin.",
+        }
+    elif draw < 0.86:
+        action, object_type, object_id = "token.refused", "account", caller.client
+        outcome = "denied"
+        details = {"reason": "The client id or secret is wrong."}
+    elif draw < 0.93:
+        code, name = rng.choice(DEPARTMENTS)
+        action, object_type, object_id = "account.created", "account", f"{code}-user-{seq}"
+        details = {
+            "after": {
+                "kind": "person",
+                "department": code,
+                "roles": ["requester"],
+                "disabled": False,
+            }
+        }
+    elif draw < 0.97:
+        action, object_type, object_id = "audit.exported", "audit_log", None
+        details = {
+            "format": rng.choice(["jsonl", "csv"]),
+            "filters": {"since": "2026-01-01T00:00:00+00:00", "department": caller.department},
+        }
+    else:
+        action, object_type, object_id = "account.roles_changed", "account", caller.client
+        details = {"before": {"roles": ["requester"]}, "after": {"roles": caller.roles}}
+    return {
+        "seq": seq,
+        "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+        "time": START_TIME + timedelta(milliseconds=37 * seq + rng.randint(0, 30)),
+        "actor_subject": caller.subject,
+        "actor_department": caller.department,
+        "actor_roles": caller.roles,
+        "actor_client": caller.client,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "outcome": outcome,
+        "request_id": f"{rng.getrandbits(128):032x}",
+        "client_address": f"10.{rng.randint(0, 40)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+        "details": details,
+    }
+
+
+# --- databases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SeedTiming:
+    events: int = 0
+    hash_seconds: float = 0.0
+    insert_seconds: float = 0.0
+
+
+def sync_url(database_url: str) -> URL:
+    url = make_url(database_url)
+    driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    return url.set(drivername=driver)
+
+
+def async_url(database_url: str) -> str:
+    url = make_url(database_url)
+    driver = "sqlite+aiosqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+@contextmanager
+def scratch_database(admin_url: str | None) -> Iterator[str]:
+    """A migrated, empty database for the run: a temporary SQLite file or a scratch PostgreSQL."""
+    if admin_url is None or make_url(admin_url).get_backend_name() == "sqlite":
+        directory = None
+        if admin_url is None:
+            directory = tempfile.mkdtemp(prefix="audit-bench-")
+            database_url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+        else:
+            database_url = async_url(admin_url)
+        try:
+            migrations.upgrade(Settings(database_url=database_url))
+            yield database_url
+        finally:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+        return
+    name = f"broker_bench_{os.getpid()}"
+    admin = create_engine(sync_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        database_url = async_url(
+            make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        )
+        migrations.upgrade(Settings(database_url=database_url))
+        yield database_url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def chain_head(engine: Engine) -> tuple[int, str]:
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        ).first()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
+
+
+def seed(engine: Engine, target: int, timing: SeedTiming) -> None:
+    """Append valid chained events until the chain holds `target` of them."""
+    seq, prev_hash = chain_head(engine)
+    rng = random.Random(seq)
+    callers = make_callers(random.Random(0))
+    columns = [column.name for column in AuditEvent.__table__.columns]
+    table = cast(Table, AuditEvent.__table__)
+    while seq < target:
+        started = time.perf_counter()
+        rows: list[dict[str, Any]] = []
+        for next_seq in range(seq + 1, min(seq + SEED_BATCH, target) + 1):
+            event = AuditEvent(**event_fields(next_seq, rng, callers), prev_hash=prev_hash)
+            event.hash = compute_hash(prev_hash, event_document(event))
+            rows.append({name: getattr(event, name) for name in columns})
+            prev_hash = event.hash
+        hashed = time.perf_counter()
+        with engine.begin() as connection:
+            connection.execute(insert(table), rows)
+        timing.hash_seconds += hashed - started
+        timing.insert_seconds += time.perf_counter() - hashed
+        timing.events += len(rows)
+        seq = rows[-1]["seq"]
+        if seq % 100_000 < SEED_BATCH:
+            print(f"  seeded {seq:>9,} events", file=sys.stderr, flush=True)
+
+
+# --- measurements (each in a child process) -----------------------------------------------------
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} is not in /proc/self/status")
+
+
+def _trailer_count(last_chunk: str, export_format: str) -> int:
+    last_line = last_chunk.rstrip("\r\n").rsplit("\n", 1)[-1]
+    if export_format == "jsonl":
+        return int(json.loads(last_line)["trailer"]["count"])
+    row = next(csv.reader(io.StringIO(last_line)))
+    return int(json.loads(row[13])["count"])
+
+
+async def _run_child(kind: str, database_url: str, sink: BinaryIO) -> dict[str, Any]:
+    """One measurement; whatever it outputs goes to `sink` (/dev/null)."""
+    from broker.audit.export import export_chunks
+    from broker.audit.service import EventFilter, verify_chain
+    from broker.db import READ_ONLY_OPTION, make_engine, make_read_session_factory
+
+    engine = make_engine(Settings(database_url=database_url))
+    result: dict[str, Any] = {"rss_start_kib": _status_kib("VmRSS")}
+    written = 0
+    started = time.perf_counter()
+    try:
+        if kind == "verify":
+            async with make_read_session_factory(engine)() as session:
+                verification = await verify_chain(session=session)
+            result.update(ok=verification.ok, events=verification.count)
+            if not verification.ok:
+                result["problem"] = f"{verification.problem}: {verification.explanation}"
+        elif kind == "baseline":
+            events = 0
+            query = text("SELECT * FROM audit_event ORDER BY seq")
+            async with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as conn:
+                stream = await conn.stream(query.execution_options(yield_per=FETCH_BATCH))
+                async for partition in stream.partitions(FETCH_BATCH):
+                    for row in partition:
+                        line = json.dumps(row._asdict(), default=str, ensure_ascii=False)
+                        data = (line + "\n").encode()
+                        sink.write(data)
+                        written += len(data)
+                        events += 1
+            result.update(ok=True, events=events)
+        else:
+            export_format = kind.removeprefix("export ")
+            assert export_format in ("jsonl", "csv")
+            last_chunk = ""
+            async with make_read_session_factory(engine)() as session:
+                async for chunk in export_chunks(
+                    session=session,
+                    filters=EventFilter(),
+                    format="jsonl" if export_format == "jsonl" else "csv",
+                ):
+                    data = chunk.encode()
+                    sink.write(data)
+                    written += len(data)
+                    last_chunk = chunk
+            events = _trailer_count(last_chunk, export_format)
+            result.update(ok=True, events=events)
+    finally:
+        await engine.dispose()
+    result.update(
+        seconds=time.perf_counter() - started,
+        bytes=written,
+        rss_peak_kib=_status_kib("VmHWM"),
+    )
+    return result
+
+
+def measure(kind: str, database_url: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} failed:\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def mib(kib: int) -> float:
+    return kib / 1024
+
+
+def print_report(
+    label: str,
+    results: dict[tuple[int, str], dict[str, Any]],
+    seeds: dict[int, SeedTiming],
+    max_memory_ratio: float,
+) -> list[str]:
+    """Print the table; return the problems found (empty when everything held)."""
+    problems: list[str] = []
+    sizes = sorted({size for size, _kind in results})
+    print(f"\n=== {label} ===")
+    for size in sizes:
+        timing = seeds[size]
+        total = timing.hash_seconds + timing.insert_seconds
+        print(
+            f"seed to {size:,}: {timing.events:,} new events in {total:.1f}s "
+            f"(hashing {timing.hash_seconds:.1f}s, inserting {timing.insert_seconds:.1f}s)"
+        )
+    header = (
+        f"{'events':>10} {'run':<13} {'seconds':>8} {'events/s':>10} {'vs base':>8} "
+        f"{'out MiB':>8} {'peak RSS MiB':>13} {'growth MiB':>11} {'ok':>3}"
+    )
+    print(header)
+    print("-" * len(header))
+    for size in sizes:
+        base_rate = results[size, "baseline"]["events"] / results[size, "baseline"]["seconds"]
+        for kind in RUNS:
+            run = results[size, kind]
+            rate = run["events"] / run["seconds"]
+            ratio = "" if kind in ("baseline", "verify") else f"{rate / base_rate:.2f}"
+            growth = mib(run["rss_peak_kib"] - run["rss_start_kib"])
+            out = f"{run['bytes'] / 2**20:.0f}" if run["bytes"] else ""
+            print(
+                f"{size:>10,} {kind:<13} {run['seconds']:>8.1f} {rate:>10,.0f} {ratio:>8} "
+                f"{out:>8} {mib(run['rss_peak_kib']):>13.1f} {growth:>11.1f} "
+                f"{'yes' if run['ok'] else 'NO':>3}"
+            )
+            if not run["ok"]:
+                problems.append(f"{label}: {kind} at {size:,}: {run.get('problem')}")
+            if run["events"] != size:
+                problems.append(f"{label}: {kind} at {size:,} saw {run['events']:,} events")
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        print(f"peak memory at {large:,} / at {small:,} events:")
+        for kind in RUNS:
+            ratio = results[large, kind]["rss_peak_kib"] / results[small, kind]["rss_peak_kib"]
+            print(f"  {kind:<13} {ratio:.2f}")
+            if kind.startswith("export") and ratio > max_memory_ratio:
+                problems.append(f"{label}: {kind} peak memory grew {ratio:.2f}x with the count")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        help="SQLite URL, or a PostgreSQL URL used to create and drop a scratch database "
+        "(default: a temporary SQLite file).",
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
+    parser.add_argument(
+        "--max-memory-ratio",
+        type=float,
+        default=1.25,
+        help="Fail when an export's peak RSS at the largest size exceeds this many times "
+        "its peak at the smallest.",
+    )
+    parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        with open(os.devnull, "wb") as sink:
+            result = asyncio.run(_run_child(args.child, args.database_url, sink))
+        print(json.dumps(result))
+        return 0
+
+    sizes = sorted(set(args.sizes))
+    results: dict[tuple[int, str], dict[str, Any]] = {}
+    seeds: dict[int, SeedTiming] = {}
+    with scratch_database(args.database_url) as database_url:
+        label = make_url(database_url).get_backend_name()
+        print(f"database: {label} (scratch {make_url(database_url).database})", file=sys.stderr)
+        engine = create_engine(sync_url(database_url))
+        try:
+            for size in sizes:
+                seeds[size] = SeedTiming()
+                seed(engine, size, seeds[size])
+                for kind in RUNS:
+                    print(f"  {kind} at {size:,} ...", file=sys.stderr, flush=True)
+                    results[size, kind] = measure(kind, database_url)
+        finally:
+            engine.dispose()
+    problems = print_report(label, results, seeds, args.max_memory_ratio)
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
