@@ -17,7 +17,7 @@ from broker.audit.service import Actor, AuditObject, EventFilter
 from broker.auth import bootstrap as bootstrapping
 from broker.auth import keys, tokens
 from broker.auth import service as accounts
-from broker.auth.models import SigningKey
+from broker.auth.models import Role, SigningKey
 from broker.cli_support import run_in_session, run_read_only
 from broker.config import Settings
 from catalog.errors import DomainError
@@ -366,3 +366,38 @@ def catalog_import(
         f"{'would update' if dry_run else 'updated'} {len(plan.updated)}, "
         f"unchanged {len(plan.unchanged)}"
     )
+
+
+@app.command()
+def escalate() -> None:
+    """Move every overdue or refused line to coordination (run it before the dispatch meeting)."""
+    import uuid as uuid_module
+
+    from broker.auth.principal import Principal
+    from broker.requests import service as engine
+    from catalog.base import utcnow
+
+    settings = Settings()
+
+    async def sweep(session: AsyncSession) -> list[str]:
+        platform_admin = Principal(
+            subject="system:cli",
+            department_id=uuid_module.UUID(int=0),
+            department_code="",
+            roles=frozenset({Role.platform_admin}),
+            issuer="cli",
+            department_is_platform=True,
+        )
+        ctx = engine.Context(
+            session=session,
+            principal=platform_admin,
+            actor=CLI_ACTOR,
+            settings=settings,
+            now=utcnow(),
+        )
+        return [str(line.id) for line in await engine.escalate_sweep(ctx)]
+
+    moved = run_in_session(settings, sweep)
+    typer.echo(f"escalated {len(moved)} line(s) to coordination")
+    for line_id in moved:
+        typer.echo(f"  {line_id}")

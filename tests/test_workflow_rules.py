@@ -1,3 +1,6 @@
+import asyncio
+import os
+import sys
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -429,3 +432,25 @@ async def test_a_freshness_need_the_dataset_cannot_meet_is_flagged(d: District) 
     assert warnings["TJ-GYZCZ"] is None
     assert "quarterly, not monthly" in warnings["TJ-GDP"]
     assert "30 days" in warnings["TJ-GDP"]
+
+
+async def test_cli_escalate_moves_refused_lines(d: District, settings: Any) -> None:
+    lines = await submitted(d, ["SW-YNSE", "SW-SSSR"])
+    broker = os.path.join(os.path.dirname(sys.executable), "broker")
+    process = await asyncio.create_subprocess_exec(
+        broker,
+        "escalate",
+        env={**os.environ, "BROKER_DATABASE_URL": settings.database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert "escalated 1 line(s)" in out.decode()
+    assert lines["SW-YNSE"]["id"] in out.decode()
+    request_id = lines["SW-YNSE"]["request_id"]
+    after = (await d.as_("drc-requester", "GET", f"/v1/requests/{request_id}")).json()
+    assert {ln["item_code"]: ln["state"] for ln in after["lines"]} == {
+        "SW-YNSE": "escalated",
+        "SW-SSSR": "pending_owner",
+    }
