@@ -13,16 +13,11 @@ on PostgreSQL and 33 s on SQLite (the whole test 35-45 s), so SQLite needs no sm
 """
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from itertools import pairwise
 from pathlib import Path
-from typing import NamedTuple
 
 import httpx
 import pytest
@@ -30,117 +25,21 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from broker.audit.models import AuditEvent
+from processes import SECRET_PREFIX, Api, run_broker, start_api, wait_until_ready
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BROKER_SCRIPT = os.path.join(os.path.dirname(sys.executable), "broker")
-SECRET_PREFIX = "client secret (shown once, store it now): "
-READY_TIMEOUT_SECONDS = 30.0
-CLI_TIMEOUT_SECONDS = 120.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 
 WRITERS = 4
 UPDATES_PER_WRITER = 500
 
 
-def _environment(database_url: str) -> dict[str, str]:
-    """This process's environment without any BROKER_* setting but the shared database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
-    env["BROKER_DATABASE_URL"] = database_url
-    return env
-
-
-def _broker(database_url: str, *args: str) -> str:
-    """Run the `broker` console script; fail the test unless it exits 0."""
-    done = subprocess.run(
-        [BROKER_SCRIPT, *args],
-        env=_environment(database_url),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, f"broker {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Api(NamedTuple):
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _start_api(database_url: str, log: Path, stack: ExitStack) -> _Api:
-    """Start `uvicorn` on a free port; the stack stops it (terminate, then kill if it hangs)."""
-    port = _free_port()
-    output = stack.enter_context(log.open("wb"))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "broker.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env=_environment(database_url),
-        cwd=REPO_ROOT,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    stack.callback(_stop, process)
-    return _Api(f"http://127.0.0.1:{port}", process, log)
-
-
-def _wait_until_ready(api: _Api) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last = "no answer yet"
-    with httpx.Client(base_url=api.base_url, timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if api.process.poll() is not None:
-                pytest.fail(
-                    f"{api.base_url} exited with {api.process.returncode}:\n{api.log.read_text()}"
-                )
-            try:
-                response = http.get("/readyz")
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text}"
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            time.sleep(0.1)
-    pytest.fail(
-        f"{api.base_url} not ready within {READY_TIMEOUT_SECONDS}s ({last}):\n{api.log.read_text()}"
-    )
-
-
 @pytest.fixture
-def replicas(database_url: str, tmp_path: Path) -> Iterator[tuple[_Api, _Api]]:
+def replicas(database_url: str, tmp_path: Path) -> Iterator[tuple[Api, Api]]:
     """Two API processes on one database, both ready; both stopped afterwards, pass or fail."""
     with ExitStack() as stack:
-        apis = [_start_api(database_url, tmp_path / f"api-{n}.log", stack) for n in ("a", "b")]
+        apis = [start_api(database_url, tmp_path / f"api-{n}.log", stack) for n in ("a", "b")]
         for api in apis:
-            _wait_until_ready(api)
+            wait_until_ready(api)
         yield apis[0], apis[1]
 
 
@@ -186,10 +85,10 @@ async def _write(base_urls: list[str], token: str) -> list[tuple[int, int, str]]
 
 
 def test_concurrent_writers_on_two_processes_never_fork_the_chain(
-    database_url: str, replicas: tuple[_Api, _Api]
+    database_url: str, replicas: tuple[Api, Api]
 ) -> None:
     api_a, api_b = replicas
-    printed = _broker(database_url, "accounts", "bootstrap", "--name", "admin")
+    printed = run_broker(database_url, "accounts", "bootstrap", "--name", "admin")
     secret_lines = [line for line in printed.splitlines() if line.startswith(SECRET_PREFIX)]
     assert len(secret_lines) == 1, printed
     secret = secret_lines[0].removeprefix(SECRET_PREFIX).strip()
@@ -258,4 +157,4 @@ def test_concurrent_writers_on_two_processes_never_fork_the_chain(
     assert body["count"] == count
     assert body["head_seq"] == count
 
-    assert f"ok: {count} events" in _broker(database_url, "audit", "verify")
+    assert f"ok: {count} events" in run_broker(database_url, "audit", "verify")

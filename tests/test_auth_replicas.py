@@ -6,126 +6,24 @@ and retirement, and two `uvicorn` processes serving the app factory on their own
 
 import base64
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NamedTuple
 
 import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BROKER_SCRIPT = os.path.join(os.path.dirname(sys.executable), "broker")
-SECRET_PREFIX = "client secret (shown once, store it now): "
-READY_TIMEOUT_SECONDS = 30.0
-CLI_TIMEOUT_SECONDS = 60.0
-
-
-def _environment(database_url: str) -> dict[str, str]:
-    """This process's environment without any BROKER_* setting but the shared database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
-    env["BROKER_DATABASE_URL"] = database_url
-    return env
-
-
-def _broker(database_url: str, *args: str) -> str:
-    """Run the `broker` command and return its stdout; fail the test if it fails."""
-    done = subprocess.run(
-        [BROKER_SCRIPT, *args],
-        env=_environment(database_url),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, f"broker {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Api(NamedTuple):
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _start_api(database_url: str, log: Path, stack: ExitStack) -> _Api:
-    """Start `uvicorn` on a free port; the stack stops it (terminate, then kill if it hangs)."""
-    port = _free_port()
-    output = stack.enter_context(log.open("wb"))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "broker.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=_environment(database_url),
-        cwd=REPO_ROOT,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    stack.callback(_stop, process)
-    return _Api(f"http://127.0.0.1:{port}", process, log)
-
-
-def _wait_until_ready(api: _Api) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    last = "no answer yet"
-    with httpx.Client(base_url=api.base_url, timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if api.process.poll() is not None:
-                pytest.fail(
-                    f"{api.base_url} exited with {api.process.returncode}:\n{api.log.read_text()}"
-                )
-            try:
-                response = http.get("/readyz")
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text}"
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            time.sleep(0.1)
-    pytest.fail(
-        f"{api.base_url} not ready within {READY_TIMEOUT_SECONDS}s ({last}):\n{api.log.read_text()}"
-    )
+from processes import SECRET_PREFIX, run_broker, start_replicas
 
 
 @pytest.fixture
 def replicas(database_url: str, tmp_path: Path) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """Clients for two API processes on one database, both ready; both stopped afterwards."""
     with ExitStack() as stack:
-        apis = [_start_api(database_url, tmp_path / f"api-{n}.log", stack) for n in ("a", "b")]
-        clients: list[httpx.Client] = []
-        for api in apis:
-            _wait_until_ready(api)
-            clients.append(stack.enter_context(httpx.Client(base_url=api.base_url, timeout=10.0)))
+        apis = start_replicas(database_url, tmp_path, stack)
+        clients = [
+            stack.enter_context(httpx.Client(base_url=api.base_url, timeout=10.0)) for api in apis
+        ]
         yield clients[0], clients[1]
 
 
@@ -164,7 +62,7 @@ def test_token_from_one_process_verifies_on_another_across_key_rotation(
     api_a, api_b = replicas
     both = (api_a, api_b)
 
-    printed = _broker(database_url, "accounts", "bootstrap", "--name", "admin")
+    printed = run_broker(database_url, "accounts", "bootstrap", "--name", "admin")
     secret_lines = [line for line in printed.splitlines() if line.startswith(SECRET_PREFIX)]
     assert len(secret_lines) == 1, printed
     secret = secret_lines[0].removeprefix(SECRET_PREFIX).strip()
@@ -175,7 +73,7 @@ def test_token_from_one_process_verifies_on_another_across_key_rotation(
     assert listed.status_code == 200, listed.text
     assert "platform" in {d["code"] for d in listed.json()["items"]}
 
-    rotated = _broker(database_url, "keys", "rotate")
+    rotated = run_broker(database_url, "keys", "rotate")
     second = _token(api_b, "admin", secret)
     old_kid, new_kid = _kid(first), _kid(second)
     assert new_kid != old_kid
@@ -186,7 +84,7 @@ def test_token_from_one_process_verifies_on_another_across_key_rotation(
             assert response.status_code == 200, (str(api.base_url), response.text)
         assert {old_kid, new_kid} <= _published_kids(api)
 
-    assert f"retired {old_kid}" in _broker(database_url, "keys", "retire", old_kid)
+    assert f"retired {old_kid}" in run_broker(database_url, "keys", "retire", old_kid)
     for api in both:
         refused = _departments(api, first)
         assert refused.status_code == 401, (str(api.base_url), refused.text)

@@ -1,0 +1,118 @@
+"""Real processes for tests that need them: the `broker` command and uvicorn API servers."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import NamedTuple
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BROKER_SCRIPT = os.path.join(os.path.dirname(sys.executable), "broker")
+SECRET_PREFIX = "client secret (shown once, store it now): "
+READY_TIMEOUT_SECONDS = 30.0
+CLI_TIMEOUT_SECONDS = 60.0
+
+
+def environment(database_url: str) -> dict[str, str]:
+    """This process's environment without any BROKER_* setting but the shared database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+    env["BROKER_DATABASE_URL"] = database_url
+    return env
+
+
+def run_broker(database_url: str, *args: str, timeout: float = CLI_TIMEOUT_SECONDS) -> str:
+    """Run the `broker` command and return its stdout; fail the test if it fails."""
+    done = subprocess.run(
+        [BROKER_SCRIPT, *args],
+        env=environment(database_url),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"broker {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Api(NamedTuple):
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def start_api(database_url: str, log: Path, stack: ExitStack) -> Api:
+    """Start `uvicorn` on a free port; the stack stops it (terminate, then kill if it hangs)."""
+    port = free_port()
+    output = stack.enter_context(log.open("wb"))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "broker.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=environment(database_url),
+        cwd=REPO_ROOT,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    stack.callback(stop, process)
+    return Api(f"http://127.0.0.1:{port}", process, log)
+
+
+def wait_until_ready(api: Api) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    last = "no answer yet"
+    with httpx.Client(base_url=api.base_url, timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if api.process.poll() is not None:
+                pytest.fail(
+                    f"{api.base_url} exited with {api.process.returncode}:\n{api.log.read_text()}"
+                )
+            try:
+                response = http.get("/readyz")
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text}"
+            except httpx.TransportError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+    pytest.fail(
+        f"{api.base_url} not ready within {READY_TIMEOUT_SECONDS}s ({last}):\n{api.log.read_text()}"
+    )
+
+
+def start_replicas(database_url: str, logs: Path, stack: ExitStack, count: int = 2) -> list[Api]:
+    """`count` API processes on one database, each ready to serve; the stack stops them."""
+    apis = [start_api(database_url, logs / f"api-{n}.log", stack) for n in range(count)]
+    for api in apis:
+        wait_until_ready(api)
+    return apis
