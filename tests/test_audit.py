@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from test_workflow_audit import WORKFLOW_ROUTES
 
 from audit_helpers import actions_after, events, head
 from broker.openapi_export import openapi_document
 from conftest import Identities
+from test_workflow_audit import WORKFLOW_ROUTES
 
 PROBLEM = "application/problem+json"
 
