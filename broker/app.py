@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -138,7 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await engine.dispose()
 
-    app = FastAPI(
+    # Docs assets are served by the broker itself: government networks often reach no CDN.
+    app = FastAPIOffline(
         title="Data Resource Broker",
         version="0.1.0",
         summary="Find, request, approve, deliver and audit data between city departments.",
