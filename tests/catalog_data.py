@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from broker import demo
+
 DEPARTMENTS = [
     ("stats", "区统计局", "bureau"),
     ("tax", "区税务局", "bureau"),
@@ -598,22 +600,8 @@ async def seed(client: Any, admin_headers: dict[str, str] | None = None) -> None
         assert response.status_code == 201, (payload["code"], response.text)
 
 
-# The district of the 95-item economic indicators sheet (tests/data/economic_indicators_95.csv).
-DISTRICT = [
-    ("drc", "区发展和改革委员会"),
-    ("stats", "区统计局"),
-    ("tax", "区税务局"),
-    ("commerce", "区商务委员会"),
-    ("invest", "区投资促进办公室"),
-    ("finance", "区财政局"),
-    ("market", "区市场监督管理局"),
-    ("hrss", "区人力资源和社会保障局"),
-    ("housing", "区住房和城乡建设管理委员会"),
-    ("planning", "区规划和自然资源局"),
-    ("scitech", "区科学技术委员会"),
-    ("finsvc", "区金融工作局"),
-    ("culture", "区文化和旅游局"),
-]
+# The district of the 95-item economic indicators sheet: the demo's bureaus.
+DISTRICT = [(d.code, d.name) for d in demo.bureaus()]
 
 
 async def seed_district(client: Any) -> None:

@@ -1,6 +1,5 @@
 import io
 import zipfile
-from pathlib import Path
 
 import httpx
 import pytest
@@ -10,9 +9,9 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
 import catalog_data
 from audit_helpers import events
+from broker.demo import ECONOMIC_INDICATORS_SHEET as SHEET
 from conftest import Identities
 
-SHEET = Path(__file__).parent / "data" / "economic_indicators_95.csv"
 PROBLEM = "application/problem+json"
 CSV = "text/csv"
 

@@ -2,15 +2,14 @@
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 import catalog_data
+from broker.demo import ECONOMIC_INDICATORS_SHEET as SHEET
 from conftest import Identities
 
-SHEET = Path(__file__).parent / "data" / "economic_indicators_95.csv"
 DECLARATION = {"update_cycle": "monthly", "publication_lag_days": 15, "sensitivity": "L2"}
 
 
