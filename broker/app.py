@@ -28,6 +28,7 @@ from broker.db import make_engine, make_read_session_factory, make_session_facto
 from broker.departments.router import router as departments_router
 from broker.errors import install_error_handlers, problem_response
 from broker.grants.router import router as grants_router
+from broker.openapi_export import serve_refined_openapi
 from broker.requests.router import router as requests_router
 from broker.scenarios.router import router as scenarios_router
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,
     )
+    serve_refined_openapi(app)
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)

@@ -108,6 +108,23 @@ def openapi_export(
     typer.echo(f"wrote {path}")
 
 
+@openapi_app.command("client")
+def openapi_client(
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Directory to write (default openapi/clients/python)."),
+    ] = None,
+) -> None:
+    """Generate the Python client (openapi-python-client) from openapi/openapi.json."""
+    from broker import openapi_export as exporter
+
+    try:
+        path = exporter.generate_client(output) if output else exporter.generate_client()
+    except exporter.ClientGenerationFailed as exc:
+        _fail(str(exc))
+    typer.echo(f"generated the broker_client package in {path}")
+
+
 @accounts_app.command("bootstrap")
 def accounts_bootstrap(
     name: Annotated[str, typer.Option(help="Client id of the first platform admin.")] = "admin",

@@ -1,20 +1,185 @@
-"""The checked-in OpenAPI document, rendered the same way every time so drift shows in diffs."""
+"""The OpenAPI document: refined so generated clients work, rendered the same way every time."""
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from broker.app import create_app
+from fastapi import FastAPI
+
 from broker.config import Settings
 from broker.migrations import PROJECT_ROOT
 
 OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
+CLIENT_CONFIG_PATH = PROJECT_ROOT / "openapi" / "client-config.yml"
+CLIENT_PATH = PROJECT_ROOT / "openapi" / "clients" / "python"
+
+SCHEMAS = "#/components/schemas/"
+FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+# RFC 6749 §5.2 fixes the token endpoint's error shape; every other 4xx is a problem document.
+NOT_PROBLEM_PATHS = frozenset({"/oauth/token"})
+
+PROBLEM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Problem": {
+        "title": "Problem",
+        "description": "An RFC 9457 problem document: `code` is stable, `detail` says what to "
+        "fix, `errors` points at each bad field. Some problems add extension members.",
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "instance", "code"],
+        "properties": {
+            "type": {"type": "string", "title": "Type"},
+            "title": {"type": "string", "title": "Title"},
+            "status": {"type": "integer", "title": "Status"},
+            "detail": {"type": "string", "title": "Detail"},
+            "instance": {"type": "string", "title": "Instance"},
+            "code": {"type": "string", "title": "Code"},
+            "request_id": {"type": "string", "title": "Request Id"},
+            "errors": {
+                "type": "array",
+                "title": "Errors",
+                "items": {"$ref": SCHEMAS + "ProblemFieldError"},
+            },
+        },
+        "additionalProperties": True,
+    },
+    "ProblemFieldError": {
+        "title": "ProblemFieldError",
+        "description": "One thing wrong with the input: where it is and how to fix it.",
+        "type": "object",
+        "required": ["location", "message", "type"],
+        "properties": {
+            "location": {"type": "string", "title": "Location"},
+            "message": {"type": "string", "title": "Message"},
+            "type": {"type": "string", "title": "Type"},
+        },
+    },
+}
 
 
 def openapi_document() -> dict[str, Any]:
+    from broker.app import create_app
+
     # The document never depends on the database, so any URL will do for building the app.
     app = create_app(Settings(database_url="sqlite+aiosqlite://"))
     return app.openapi()
+
+
+def serve_refined_openapi(app: FastAPI) -> None:
+    """Make the app build (once) and serve the refined document, at /openapi.json and /docs."""
+    build = app.openapi
+
+    def refined() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = refine(build())
+        return app.openapi_schema
+
+    app.openapi = refined  # type: ignore[method-assign]
+
+
+def refine(document: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's document, changed (in place) where generated clients would be wrong or awkward."""
+    _mark_uploads_binary(document)
+    _name_form_bodies(document)
+    _declare_problems(document)
+    return document
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            yield path, operation
+
+
+def _form_bodies(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(media type, body schema) of each form request body, with references resolved."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for _path, operation in _operations(document):
+        content = operation.get("requestBody", {}).get("content", {})
+        for media_type in FORM_MEDIA_TYPES:
+            schema = content.get(media_type, {}).get("schema")
+            if schema is None:
+                continue
+            ref = schema.get("$ref", "")
+            yield media_type, schemas.get(ref.removeprefix(SCHEMAS), {}) if ref else schema
+
+
+def _file_nodes(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if schema.get("type") == "string" and "contentMediaType" in schema:
+        yield schema
+    for member in (*schema.get("anyOf", ()), *schema.get("oneOf", ())):
+        yield from _file_nodes(member)
+    if isinstance(schema.get("items"), dict):
+        yield from _file_nodes(schema["items"])
+
+
+def _mark_uploads_binary(document: dict[str, Any]) -> None:
+    """File fields in `format: binary`, the OpenAPI 3.0 spelling generators understand.
+
+    Pydantic 2 writes uploads in the 3.1 spelling (`contentMediaType`), which
+    openapi-python-client reads as a plain string and sends as a text field without a file name;
+    FastAPI then refuses it, so the generated upload method could never work.
+    """
+    for media_type, body in _form_bodies(document):
+        if media_type != "multipart/form-data":
+            continue
+        for field in body.get("properties", {}).values():
+            for node in _file_nodes(field):
+                del node["contentMediaType"]
+                node["format"] = "binary"
+
+
+def _name_form_bodies(document: dict[str, Any]) -> None:
+    """`Body_import_catalog_sheet` becomes `ImportCatalogSheetForm`, a name a client reads well."""
+    schemas = document.get("components", {}).get("schemas", {})
+    renames: dict[str, str] = {}
+    for _path, operation in _operations(document):
+        content = operation.get("requestBody", {}).get("content", {})
+        for media_type in FORM_MEDIA_TYPES:
+            ref = content.get(media_type, {}).get("schema", {}).get("$ref", "")
+            old = ref.removeprefix(SCHEMAS)
+            if old.startswith("Body_") and old in schemas:
+                new = "".join(part.capitalize() for part in old.removeprefix("Body_").split("_"))
+                renames[old] = new + "Form"
+                content[media_type]["schema"]["$ref"] = SCHEMAS + renames[old]
+    for old, new in renames.items():
+        schemas[new] = schemas.pop(old)
+        schemas[new]["title"] = new
+
+
+def _declare_problems(document: dict[str, Any]) -> None:
+    """Declare the problem documents the API really answers with, in place of FastAPI's default.
+
+    FastAPI announces `422 HTTPValidationError` (`detail` as a list); our 422 is a problem whose
+    `detail` is a string, which a generated client would fail to parse. Undeclared 4xx answers
+    would come back unparsed; a `4XX` problem response makes them typed.
+    """
+    problem = {"application/problem+json": {"schema": {"$ref": SCHEMAS + "Problem"}}}
+    validation = {"application/json": {"schema": {"$ref": SCHEMAS + "HTTPValidationError"}}}
+    for path, operation in _operations(document):
+        responses = operation.setdefault("responses", {})
+        if responses.get("422", {}).get("content") == validation:
+            del responses["422"]
+        if path in NOT_PROBLEM_PATHS:
+            continue
+        for status, response in responses.items():
+            if status[0] in "45" and not response.get("content"):
+                response["content"] = problem
+        responses.setdefault(
+            "4XX",
+            {
+                "description": "A problem (RFC 9457): what went wrong and how to fix it.",
+                "content": problem,
+            },
+        )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f'"{SCHEMAS}{unused}"' not in json.dumps(document):
+            schemas.pop(unused, None)
+    schemas.update(PROBLEM_SCHEMAS)
 
 
 def render(document: dict[str, Any]) -> str:
@@ -25,3 +190,46 @@ def export(path: Path = OPENAPI_PATH) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(openapi_document()), encoding="utf-8")
     return path
+
+
+class ClientGenerationFailed(RuntimeError):
+    pass
+
+
+def generate_client(output: Path = CLIENT_PATH, *, spec: Path = OPENAPI_PATH) -> Path:
+    """Regenerate the Python client package from the exported document with openapi-python-client.
+
+    Warnings fail the run: a warning means an operation or a type is missing from the client.
+    """
+    if importlib.util.find_spec("openapi_python_client") is None:
+        raise ClientGenerationFailed(
+            "openapi-python-client is not installed; install the dev extra: pip install -e '.[dev]'"
+        )
+    # Its post-generation hooks run `ruff`, which lives next to this interpreter.
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+    done = subprocess.run(  # noqa: S603 (fixed program, arguments are paths)
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(spec),
+            "--config",
+            str(CLIENT_CONFIG_PATH),
+            "--meta",
+            "setup",
+            "--output-path",
+            str(output),
+            "--overwrite",
+            "--fail-on-warning",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ClientGenerationFailed(f"openapi-python-client failed:\n{done.stdout}{done.stderr}")
+    return output
