@@ -116,3 +116,46 @@ def start_replicas(database_url: str, logs: Path, stack: ExitStack, count: int =
     for api in apis:
         wait_until_ready(api)
     return apis
+
+
+def bootstrap_admin(database_url: str, name: str = "admin") -> str:
+    """Create the first platform administrator with `broker accounts bootstrap`; its secret."""
+    printed = run_broker(database_url, "accounts", "bootstrap", "--name", name)
+    secret_lines = [line for line in printed.splitlines() if line.startswith(SECRET_PREFIX)]
+    assert len(secret_lines) == 1, printed
+    secret = secret_lines[0].removeprefix(SECRET_PREFIX).strip()
+    assert secret
+    return secret
+
+
+def client_token(api: httpx.Client, client_id: str, secret: str) -> str:
+    """Exchange a client's id and secret for an access token at the API's `/oauth/token`."""
+    response = api.post(
+        "/oauth/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert isinstance(token, str)
+    return token
+
+
+def create_client(
+    api: httpx.Client, admin_token: str, *, name: str, department: str, roles: list[str]
+) -> str:
+    """Create a client account (a department system) with `POST /v1/accounts`; its secret."""
+    response = api.post(
+        "/v1/accounts",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={
+            "name": name,
+            "display_name": name,
+            "kind": "client",
+            "department_code": department,
+            "roles": roles,
+        },
+    )
+    assert response.status_code == 201, response.text
+    secret = response.json()["client_secret"]
+    assert isinstance(secret, str)
+    assert secret
+    return secret
