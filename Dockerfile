@@ -12,4 +12,6 @@ RUN pip install --no-cache-dir -e .
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
-CMD ["sh", "-c", "broker db upgrade && broker serve --host 0.0.0.0 --port 8000"]
+# Serving never migrates PostgreSQL: with several replicas, `broker db upgrade` runs once, before
+# them (docker-compose.yml's `migrate` service). On the embedded SQLite default, serve migrates.
+CMD ["broker", "serve", "--host", "0.0.0.0", "--port", "8000"]
