@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -25,6 +26,8 @@ from broker.catalog_api.sheets import router as sheets_router
 from broker.config import Settings
 from broker.coordination.router import router as coordination_router
 from broker.db import make_engine, make_read_session_factory, make_session_factory
+from broker.delivery.router import router as delivery_router
+from broker.delivery.storage import ReleaseStore
 from broker.departments.router import router as departments_router
 from broker.errors import install_error_handlers, problem_response
 from broker.grants.router import router as grants_router
@@ -75,16 +78,21 @@ class BodyLimitMiddleware:
     the one problem+json handler, and answers itself when the route never read the body.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int]) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: list[tuple[re.Pattern[str], int]]
+    ) -> None:
         self.app = app
         self.default_max_bytes = max_bytes
-        self.larger = larger  # exact paths of upload routes, with their own limits
+        self.larger = larger  # upload routes, with their own limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.larger.get(scope["path"], self.default_max_bytes)
+        limit = next(
+            (size for pattern, size in self.larger if pattern.match(scope["path"])),
+            self.default_max_bytes,
+        )
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, receive, send, limit)
@@ -136,7 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(app.state.release_store.sweep_staging)
         yield
         await engine.dispose()
 
@@ -155,13 +164,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.read_session_factory = make_read_session_factory(engine)
     app.state.denial_recorder = record_denial
+    app.state.release_store = ReleaseStore(settings.storage_root)
     app.state.external_jwks = ExternalJwks(settings) if settings.external_enabled else None
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         # multipart framing adds a little to the file itself
-        larger={"/v1/catalog/import": settings.max_import_bytes + 64 * 1024},
+        larger=[
+            (re.compile(r"^/v1/catalog/import$"), settings.max_import_bytes + 64 * 1024),
+            (re.compile(r"^/v1/datasets/[^/]+/releases$"), settings.max_release_bytes + 64 * 1024),
+        ],
     )
     app.add_middleware(RequestIdMiddleware)
 
@@ -175,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(scenarios_router)
     v1.include_router(requests_router)
     v1.include_router(grants_router)
+    v1.include_router(delivery_router)
     v1.include_router(coordination_router)
     v1.include_router(audit_router)
     app.include_router(v1)

@@ -22,6 +22,17 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1024, description="Largest catalog sheet accepted (bytes)."
     )
+    storage_root: str = Field(
+        default="./releases",
+        description="Where release files live: a directory, or an fsspec URL such as "
+        "`s3://bucket/prefix` (needs the matching fsspec backend installed, e.g. s3fs).",
+    )
+    max_release_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024, ge=1024, description="Largest release upload (bytes)."
+    )
+    max_release_rows: int = Field(
+        default=20_000_000, ge=1, description="Most rows a release may hold once unpacked."
+    )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
 
     public_base_url: str = Field(

@@ -2,6 +2,7 @@
 
 from broker.audit.models import AuditEvent
 from broker.auth.models import Account, SigningKey
+from broker.delivery.models import Release
 from broker.grants.models import Grant
 from broker.requests.models import Decision, IdempotencyRecord, Request, RequestLine
 from broker.scenarios.models import Scenario
@@ -20,6 +21,7 @@ __all__ = [
     "Department",
     "Grant",
     "IdempotencyRecord",
+    "Release",
     "Request",
     "RequestLine",
     "Scenario",

@@ -80,3 +80,10 @@ class TooLarge(DomainError):
     status = 413
     code = "content-too-large"
     title = "Content too large"
+
+
+class ValidationFailed(InvalidInput):
+    """Delivered data that breaks the declared schema; the problem carries the full report."""
+
+    code = "validation-failed"
+    title = "Data failed validation"

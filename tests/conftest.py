@@ -93,8 +93,8 @@ def database_url(template_database: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, storage_root=str(tmp_path / "releases"))
 
 
 @pytest.fixture

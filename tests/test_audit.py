@@ -71,6 +71,7 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
             "dataset.items_replaced",
         ),
         ("POST", "/v1/catalog/import", None, "catalog.imported"),
+        ("POST", "/v1/datasets/tax/releases", None, "release.published"),
     ]
     mutating = {
         (method.upper(), path)
@@ -94,11 +95,17 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
     for method, path, body, action in steps:
         before = await head(app)
         headers = {}
-        if path.startswith("/v1/datasets/"):
+        if path.startswith("/v1/datasets/") and not path.endswith("/releases"):
             current = await admin_client.get(path.removesuffix("/items"))
             headers["If-Match"] = current.headers["etag"]
         if path == "/v1/catalog/import":
             response = await admin_client.post(path, files={"file": ("s.csv", sheet, "text/csv")})
+        elif path.endswith("/releases"):
+            response = await admin_client.post(
+                path,
+                files={"file": ("tax.csv", b"SW-SSSR\n12.5\n", "text/csv")},
+                data={"period_start": "2026-10-01", "period_end": "2026-10-31"},
+            )
         else:
             response = await admin_client.request(method, path, json=body, headers=headers)
         assert response.status_code in (200, 201), response.text

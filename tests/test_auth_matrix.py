@@ -28,6 +28,7 @@ class Call:
     body: Callable[[], dict[str, Any]] | None = None
     versioned: bool = False  # send If-Match with the current ETag of `path`
     upload: bytes | None = None  # send as the multipart `file` field
+    form: dict[str, str] | None = None  # multipart form fields sent with the upload
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ REQUESTER = frozenset({"requester"})
 OWNER_OR_PLATFORM = frozenset({"steward", "platform_admin"})
 REASON = {"reason": "matrix"}
 DECLARE = {"update_cycle": "monthly", "publication_lag_days": 10, "sensitivity": "L1"}
+TAX_RELEASE = (
+    ",".join(f"TAX-I{i}" for i in range(1, 13)) + "\n" + ",".join(["1.5"] * 12) + "\n"
+).encode()
+PERIOD = {"period_start": "2026-10-01", "period_end": "2026-10-31"}
 
 
 def _request_body() -> dict[str, Any]:
@@ -165,6 +170,18 @@ WORKFLOW: dict[str, Rule] = {
         404,
         overrides=(("platform_admin", 409),),
     ),
+    "download_grant_data": Rule(
+        Call("GET", "/v1/grants/{grant}/data"), frozenset({"requester", "steward"}), 200, 404
+    ),
+    "publish_release": Rule(
+        Call("POST", "/v1/datasets/TAX-DS/releases", upload=TAX_RELEASE, form=PERIOD),
+        OWNER_OR_PLATFORM,
+        201,
+        403,
+    ),
+    "list_releases": Rule(Call("GET", "/v1/datasets/TAX-DS/releases"), EVERYONE, 200, 403),
+    "get_release": Rule(Call("GET", "/v1/datasets/TAX-DS/releases/{release}"), EVERYONE, 200, 403),
+    "freshness_report": Rule(Call("GET", "/v1/freshness"), EVERYONE, 200, 200),
     "resume_grant": Rule(
         Call("POST", "/v1/grants/{suspended_grant}/resume", lambda: REASON),
         OWNER_OR_PLATFORM,
@@ -311,7 +328,14 @@ async def send(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     path = rule.call.path.format_map(WORLD_IDS) if "{" in rule.call.path else rule.call.path
     rule = Rule(
-        Call(rule.call.method, path, rule.call.body, rule.call.versioned, rule.call.upload),
+        Call(
+            rule.call.method,
+            path,
+            rule.call.body,
+            rule.call.versioned,
+            rule.call.upload,
+            rule.call.form,
+        ),
         rule.allowed,
         rule.ok,
         rule.other_department,
@@ -323,7 +347,9 @@ async def send(
         headers["If-Match"] = current.headers["etag"]
     if rule.call.upload is not None:
         files = {"file": ("sheet.csv", rule.call.upload, "text/csv")}
-        return await client.request(rule.call.method, rule.call.path, files=files, headers=headers)
+        return await client.request(
+            rule.call.method, rule.call.path, files=files, data=rule.call.form, headers=headers
+        )
     body = rule.call.body() if rule.call.body else None
     return await client.request(rule.call.method, rule.call.path, json=body, headers=headers)
 
@@ -414,6 +440,13 @@ async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[s
     await call("requester", "POST", f"/v1/lines/{lines['TAX-I6']}/escalate", REASON)
     suspended = decided["TAX-I8"]["grant_id"]
     await call("steward", "POST", f"/v1/grants/{suspended}/suspend", REASON)
+    release = await client.post(
+        "/v1/datasets/TAX-DS/releases",
+        files={"file": ("tax.csv", TAX_RELEASE, "text/csv")},
+        data=PERIOD,
+        headers={"Authorization": f"Bearer {tokens['steward']}"},
+    )
+    assert release.status_code == 201, release.text
     draft = await call("requester", "POST", "/v1/requests", _request_body())
     to_submit = await call("requester", "POST", "/v1/requests", _request_body())
     return {
@@ -430,6 +463,7 @@ async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[s
         "escalated": lines["TAX-I6"],
         "grant": decided["TAX-I7"]["grant_id"],
         "suspended_grant": suspended,
+        "release": release.json()["id"],
     }
 
 

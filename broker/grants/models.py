@@ -1,4 +1,5 @@
 import enum
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,8 @@ class Grant(IdMixin, TimestampMixin, Base):
     )
     status_reason: Mapped[str | None] = mapped_column(Text)
     issued_by: Mapped[str] = mapped_column(String(200))
+    # Keys the hash masking of this grant's downloads: stable within the grant, unlinkable across.
+    mask_salt: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(16))
     version: Mapped[int] = mapped_column(default=1)
 
     dataset: Mapped[Dataset] = relationship(lazy="joined")

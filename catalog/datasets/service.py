@@ -168,6 +168,14 @@ def freshness_of(dataset: Dataset, now: datetime | None = None) -> Freshness:
 # ---------------------------------------------------------------- writing
 
 
+def record_update(dataset: Dataset, *, at: datetime) -> None:
+    """New data arrived: last-updated moves, and with it when the dataset is next due and stale."""
+    dataset.last_updated_at = at
+    dataset.due_at, dataset.stale_at = deadlines(
+        at, dataset.update_cycle, dataset.publication_lag_days
+    )
+
+
 def _refresh_derived(dataset: Dataset) -> None:
     dataset.due_at, dataset.stale_at = deadlines(
         dataset.last_updated_at, dataset.update_cycle, dataset.publication_lag_days
@@ -621,3 +629,18 @@ async def search_items(
     if after:
         query = query.where(or_(raw < after["s"], and_(raw == after["s"], code > after["c"])))
     return [(row[0], row[1], int(row[2])) for row in (await session.execute(query)).all()]
+
+
+async def falling_behind(
+    *, session: AsyncSession, now: datetime, department_code: str | None = None
+) -> list[Dataset]:
+    """Published datasets due for an update or stale, by department, most urgent first."""
+    query = (
+        select(Dataset)
+        .join(Department, Dataset.owner_department_id == Department.id)
+        .where(Dataset.status == DatasetStatus.published, Dataset.due_at <= now)
+        .order_by(Department.code, Dataset.stale_at, Dataset.code)
+    )
+    if department_code is not None:
+        query = query.where(Department.code == department_code)
+    return list((await session.scalars(query)).unique().all())

@@ -1,0 +1,112 @@
+"""A grant's conditions applied to the data on its way out (DESIGN §4): columns, rows, masks."""
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from catalog.errors import Conflict
+
+OPERATORS = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "lt": lambda c, v: c < v,
+    "le": lambda c, v: c <= v,
+    "gt": lambda c, v: c > v,
+    "ge": lambda c, v: c >= v,
+}
+
+
+def keyed_hash(values: pl.Series, salt: bytes) -> pl.Series:
+    """HMAC-SHA256 under the grant's salt: the same value hashes alike within one grant only."""
+    return pl.Series(
+        values.name,
+        [
+            None
+            if v is None
+            else hmac.new(salt, v.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+            for v in values.cast(pl.String).to_list()
+        ],
+        dtype=pl.String,
+    )
+
+
+def partial_mask(column: pl.Expr) -> pl.Expr:
+    """Keep the ends, star the middle: 310***********1234 (ID number), 138****5678 (phone)."""
+    text = column.cast(pl.String)
+    n = text.str.len_chars()
+    stars = pl.lit("*" * 256)
+    return (
+        pl.when(n >= 8)
+        .then(text.str.head(3) + stars.str.head(n - 7) + text.str.tail(4))
+        .when(n >= 3)
+        .then(text.str.head(1) + stars.str.head(n - 2) + text.str.tail(1))
+        .otherwise(stars.str.head(n))
+    )
+
+
+def _literal(value: Any, dtype: pl.DataType) -> pl.Expr:
+    return pl.lit(value).cast(dtype, strict=False)
+
+
+def _row_filter(
+    frame: pl.LazyFrame, schema: pl.Schema, rules: Sequence[dict[str, Any]]
+) -> pl.LazyFrame:
+    for rule in rules:
+        column, op, value = rule["column"], rule["op"], rule["value"]
+        if column not in schema:
+            raise Conflict(f"The grant filters on '{column}', which this release does not hold.")
+        dtype = schema[column]
+        if op == "in":
+            values = value if isinstance(value, list) else [value]
+            frame = frame.filter(pl.col(column).is_in(pl.Series(values).cast(dtype, strict=False)))
+        else:
+            frame = frame.filter(OPERATORS[op](pl.col(column), _literal(value, dtype)))
+    return frame
+
+
+def apply(
+    frame: pl.LazyFrame, *, columns: Sequence[str], conditions: dict[str, Any], salt: bytes
+) -> pl.LazyFrame:
+    """The release as the grantee may see it.
+
+    Rows are filtered first; with an aggregation level the data is summed per value of that
+    column (numeric columns, plus a row count) so no single row leaves; then only granted
+    columns remain, masked as the grant says. A condition the data cannot satisfy refuses the
+    download rather than hand out more than was granted.
+    """
+    schema = frame.collect_schema()
+    missing = [c for c in columns if c not in schema]
+    if missing:
+        raise Conflict(f"This release does not hold the granted column(s) {', '.join(missing)}.")
+    frame = _row_filter(frame, schema, conditions.get("row_filter") or [])
+    level = conditions.get("aggregation_level")
+    if level:
+        if level not in schema:
+            raise Conflict(
+                f"The grant asks for aggregation by '{level}', which this release does not hold; "
+                "ask the owner to correct the grant's aggregation level."
+            )
+        sums = [c for c in columns if c != level and schema[c].is_numeric()]
+        frame = (
+            frame.group_by(level)
+            .agg(pl.len().alias("row_count"), *(pl.col(c).sum() for c in sums))
+            .sort(level)
+        )
+        columns = [level, "row_count", *sums]
+    else:
+        frame = frame.select(columns)
+    masks = []
+    for column, method in (conditions.get("masking") or {}).items():
+        if column not in columns:
+            continue
+        expr = pl.col(column)
+        if method == "hash":
+            masks.append(expr.map_batches(lambda s: keyed_hash(s, salt), return_dtype=pl.String))
+        elif method == "partial":
+            masks.append(partial_mask(expr).alias(column))
+        else:
+            masks.append(pl.lit(None, dtype=pl.String).alias(column))
+    return frame.with_columns(masks) if masks else frame

@@ -1,0 +1,54 @@
+import enum
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from catalog.base import Base, IdMixin, TimestampMixin
+from catalog.datasets.models import Dataset
+
+
+class ReleaseStatus(enum.StrEnum):
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class Release(IdMixin, TimestampMixin, Base):
+    """One delivered version of a dataset's data (DESIGN §3), with its validation report.
+
+    Only accepted releases have a stored file (`storage_key`, content-addressed by `sha256`);
+    a rejected one keeps its report and the upload's digest so the owner can see what failed.
+    """
+
+    __tablename__ = "release"
+
+    dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"))
+    status: Mapped[ReleaseStatus] = mapped_column(
+        Enum(
+            ReleaseStatus,
+            name="release_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda members: [m.value for m in members],
+        )
+    )
+    period_start: Mapped[date]
+    period_end: Mapped[date]
+    source_format: Mapped[str] = mapped_column(String(16))
+    source_filename: Mapped[str | None] = mapped_column(String(300))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    row_count: Mapped[int]
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(String(300))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_by: Mapped[str] = mapped_column(String(200))
+
+    dataset: Mapped[Dataset] = relationship(lazy="joined")
+
+    __table_args__ = (
+        Index("ix_release_dataset_status_created", "dataset_id", "status", "created_at"),
+    )

@@ -1,0 +1,281 @@
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
+
+from broker.audit.dependencies import AuditActor
+from broker.auth.dependencies import Authenticated, require_roles
+from broker.auth.models import Role
+from broker.auth.principal import Principal
+from broker.catalog_api.datasets import Maintainer
+from broker.catalog_api.viewer import CatalogViewer
+from broker.config import Settings
+from broker.db import SessionDep
+from broker.delivery import service
+from broker.delivery.models import Release
+from broker.delivery.schemas import FreshnessReport, ReleasePage, ReleaseRead, ValidationReport
+from broker.delivery.service import MEDIA_TYPES, DownloadFormat, Staged
+from broker.delivery.storage import ReleaseStore
+from broker.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from catalog.base import utcnow
+from catalog.contracts.reading import FileFormat, format_of
+from catalog.datasets import service as datasets
+from catalog.datasets.models import Dataset
+from catalog.errors import FieldError, TooLarge, ValidationFailed
+
+router = APIRouter(tags=["delivery"])
+Recipient = Annotated[Principal, Depends(require_roles(Role.requester, Role.steward))]
+CHUNK = 1024 * 1024
+
+
+def read(release: Release) -> ReleaseRead:
+    return ReleaseRead(
+        id=release.id,
+        dataset_code=release.dataset.code,
+        status=release.status,
+        period_start=release.period_start,
+        period_end=release.period_end,
+        source_format=release.source_format,
+        source_filename=release.source_filename,
+        source_sha256=release.source_sha256,
+        size_bytes=release.size_bytes,
+        row_count=release.row_count,
+        sha256=release.sha256,
+        report=ValidationReport.model_validate(release.report),
+        published_by=release.published_by,
+        created_at=release.created_at,
+    )
+
+
+def _store(request: Request) -> ReleaseStore:
+    store: ReleaseStore = request.app.state.release_store
+    return store
+
+
+async def _stage(upload: UploadFile, store: ReleaseStore, limit: int) -> Staged:
+    """Copy the upload to staging chunk by chunk, hashing it; refuse it past the limit."""
+    path = store.staging_file(Path(upload.filename or "").suffix.lower()[:10])
+    digest, size = hashlib.sha256(), 0
+    try:
+        async with await anyio.open_file(path, "wb") as sink:
+            while chunk := await upload.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(
+                        f"The release is over {limit} bytes; split it by period or raise "
+                        "BROKER_MAX_RELEASE_BYTES.",
+                        errors=[FieldError("body.file", "Upload a smaller file.")],
+                    )
+                digest.update(chunk)
+                await sink.write(chunk)
+    except BaseException:
+        await anyio.Path(path).unlink(missing_ok=True)
+        raise
+    return Staged(path, upload.filename, size, digest.hexdigest())
+
+
+@router.post(
+    "/datasets/{code}/releases",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReleaseRead,
+    responses={
+        422: {
+            "description": "The data broke the declared schema (the problem carries `release_id` "
+            "and the `report`; the rejected release is kept), or the request was malformed."
+        }
+    },
+)
+async def publish_release(
+    code: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    _maintainer: Maintainer,
+    viewer: CatalogViewer,
+    actor: AuditActor,
+    file: Annotated[
+        UploadFile, File(description="CSV (UTF-8 or GBK), XLSX, JSON Lines or Parquet.")
+    ],
+    period_start: Annotated[date, Form(description="First day the data covers.")],
+    period_end: Annotated[date, Form(description="Last day the data covers.")],
+    format: Annotated[
+        FileFormat | None, Form(description="Overrides the format told by the file name.")
+    ] = None,
+) -> ReleaseRead:
+    """Deliver data for a dataset (its owner's stewards): validated against the declared items.
+
+    Headers may be item codes or names. A valid file becomes the latest release and freshens the
+    dataset; an invalid one is kept as `rejected` with a report naming the failing rows.
+    """
+    settings: Settings = request.app.state.settings
+    store = _store(request)
+    dataset = await datasets.get_editable(session=session, viewer=viewer, code=code)
+    service.check_period(period_start, period_end)
+    file_format = format_of(file.filename, format)
+    dataset_id, items = dataset.id, list(dataset.items)
+    await session.commit()  # validation can take seconds: hold no transaction meanwhile
+    staged = await _stage(file, store, settings.max_release_bytes)
+    try:
+        checked = await anyio.to_thread.run_sync(
+            lambda: service.check_and_store(
+                store=store,
+                staged=staged,
+                file_format=file_format,
+                items=items,
+                max_rows=settings.max_release_rows,
+            )
+        )
+    finally:
+        await anyio.Path(staged.path).unlink(missing_ok=True)
+    dataset = await session.get_one(Dataset, dataset_id)
+    release = await service.record_release(
+        session=session,
+        actor=actor,
+        dataset=dataset,
+        staged=staged,
+        file_format=file_format,
+        period=(period_start, period_end),
+        checked=checked,
+        now=utcnow(),
+    )
+    result = read(release)
+    await session.commit()
+    if not checked.report.valid:
+        failed = ", ".join(f"{c.column or '*'}: {c.check}" for c in checked.report.checks[:5])
+        raise ValidationFailed(
+            f"The file broke {len(checked.report.checks)} check(s) ({failed}); it was kept as "
+            f"rejected release {release.id} and is not visible to anyone receiving the data.",
+            errors=[FieldError("body.file", "Fix the rows named in the report and upload again.")],
+            extra={"release_id": str(release.id), "report": result.report.model_dump()},
+        )
+    response.headers["Location"] = f"/v1/datasets/{code}/releases/{release.id}"
+    return result
+
+
+@router.get("/datasets/{code}/releases", response_model=ReleasePage)
+async def list_releases(
+    code: str,
+    session: SessionDep,
+    viewer: CatalogViewer,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+) -> ReleasePage:
+    """Releases of a dataset, accepted and rejected, with their reports (owner and platform)."""
+    position = decode_cursor(cursor, keys={"id"})
+    dataset = await service.visible_dataset_releases(session=session, viewer=viewer, code=code)
+    rows = await service.list_releases(
+        session=session,
+        dataset=dataset,
+        after=uuid.UUID(str(position["id"])) if position else None,
+        limit=limit + 1,
+    )
+    next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None
+    return ReleasePage(items=[read(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/datasets/{code}/releases/{release_id}", response_model=ReleaseRead)
+async def get_release(
+    code: str, release_id: uuid.UUID, session: SessionDep, viewer: CatalogViewer
+) -> ReleaseRead:
+    dataset = await service.visible_dataset_releases(session=session, viewer=viewer, code=code)
+    return read(await service.get_release(session=session, dataset=dataset, release_id=release_id))
+
+
+async def _stream(path: Path) -> AsyncIterator[bytes]:
+    try:
+        async with await anyio.open_file(path, "rb") as handle:
+            while chunk := await handle.read(CHUNK):
+                yield chunk
+    finally:
+        await anyio.Path(path).unlink(missing_ok=True)
+
+
+@router.get(
+    "/grants/{grant_id}/data",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The data as the grant allows it: granted columns, masked, filtered.",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in MEDIA_TYPES.values()
+            },
+        },
+        403: {"description": "The grant is expired, revoked or suspended, or not yours."},
+    },
+)
+async def download_grant_data(
+    grant_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Recipient,
+    actor: AuditActor,
+    format: Annotated[DownloadFormat, Query(description="csv, jsonl or parquet.")] = "csv",
+    release: Annotated[
+        str, Query(description="`latest` or a release id.", max_length=64)
+    ] = "latest",
+) -> StreamingResponse:
+    """Download a dataset through a grant (the grantee department): every download is audited."""
+    store = _store(request)
+    grant, chosen = await service.downloadable(
+        session=session, principal=principal, grant_id=grant_id, release_ref=release, now=utcnow()
+    )
+    assert chosen.storage_key is not None
+    storage_key, columns = chosen.storage_key, list(grant.columns)
+    grant_conditions, salt = dict(grant.conditions), bytes.fromhex(grant.mask_salt)
+    await session.commit()
+    result = await anyio.to_thread.run_sync(
+        lambda: service.extract(
+            store=store,
+            storage_key=storage_key,
+            columns=columns,
+            grant_conditions=grant_conditions,
+            salt=salt,
+            file_format=format,
+        )
+    )
+    try:
+        await service.record_download(
+            session=session,
+            actor=actor,
+            grant=grant,
+            release=chosen,
+            file_format=format,
+            result=result,
+        )
+        await session.commit()
+    except BaseException:
+        await anyio.Path(result.path).unlink(missing_ok=True)
+        raise
+    filename = f"{grant.dataset.code}-{chosen.period_end.isoformat()}.{format}"
+    return StreamingResponse(
+        _stream(result.path),
+        media_type=MEDIA_TYPES[format],
+        headers={
+            "Content-Length": str(result.size_bytes),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Release-Id": str(chosen.id),
+            "X-Row-Count": str(result.rows),
+            "Digest": f"sha-256={result.sha256}",
+        },
+    )
+
+
+@router.get("/freshness", response_model=FreshnessReport)
+async def freshness_report(
+    session: SessionDep,
+    _principal: Authenticated,
+    department: Annotated[
+        str | None, Query(description="Only this department's datasets (its code).", max_length=64)
+    ] = None,
+) -> FreshnessReport:
+    """Published datasets due for an update or stale, by owning department."""
+    now = utcnow()
+    behind = await datasets.falling_behind(session=session, now=now, department_code=department)
+    return service.freshness_report(behind, now)

@@ -1,0 +1,347 @@
+"""Releases in, data out: validate what owners deliver, hand it out only through grants.
+
+The heavy work (reading, validating, transforming files) runs in worker threads and outside any
+database transaction, so one large release never holds the database's write lock.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.audit import service as audit
+from broker.audit.service import Actor, AuditObject
+from broker.auth.principal import Principal
+from broker.delivery import conditions
+from broker.delivery.models import Release, ReleaseStatus
+from broker.delivery.schemas import DepartmentFreshness, FreshnessReport, StaleDataset
+from broker.delivery.storage import ReleaseStore
+from broker.grants import service as grants
+from broker.grants.models import Grant, GrantStatus
+from catalog.access import Viewer
+from catalog.contracts.reading import FileFormat, name_columns, read_file
+from catalog.contracts.validation import Report, validate
+from catalog.datasets import service as datasets
+from catalog.datasets.models import DataItem, Dataset
+from catalog.errors import FieldError, Forbidden, InvalidInput, NotFound
+from catalog.vocab import Freshness
+
+DownloadFormat = Literal["csv", "jsonl", "parquet"]
+MEDIA_TYPES: dict[str, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
+HASH_CHUNK = 1024 * 1024
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- releases in
+
+
+@dataclass
+class Staged:
+    """An upload copied whole to the staging area, with what was learnt on the way."""
+
+    path: Path
+    filename: str | None
+    size_bytes: int
+    sha256: str
+
+
+@dataclass
+class Checked:
+    report: Report
+    sha256: str | None = None
+    storage_key: str | None = None
+
+
+def check_and_store(
+    *,
+    store: ReleaseStore,
+    staged: Staged,
+    file_format: FileFormat,
+    items: Sequence[DataItem],
+    max_rows: int,
+) -> Checked:
+    """Read and validate a staged upload; store it as Parquet only when every check passes.
+
+    Blocking: call it from a worker thread.
+    """
+    scratch = store.staging_file(".csv")
+    parquet = store.staging_file(".parquet")
+    try:
+        frame = name_columns(
+            read_file(staged.path, file_format, scratch=scratch, max_rows=max_rows), items
+        )
+        typed, report = validate(frame, items)
+        if not report.valid:
+            return Checked(report)
+        typed.select(item.code for item in items).write_parquet(parquet, compression="zstd")
+        digest = file_sha256(parquet)
+        return Checked(report, digest, store.put(parquet, digest))
+    finally:
+        scratch.unlink(missing_ok=True)
+        parquet.unlink(missing_ok=True)
+
+
+def check_period(period_start: date, period_end: date) -> None:
+    if period_start > period_end:
+        raise InvalidInput(
+            f"The period starts ({period_start}) after it ends ({period_end}).",
+            errors=[FieldError("body.period_end", "Give an end on or after the start.")],
+        )
+
+
+async def record_release(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    dataset: Dataset,
+    staged: Staged,
+    file_format: FileFormat,
+    period: tuple[date, date],
+    checked: Checked,
+    now: datetime,
+) -> Release:
+    """Keep the release (accepted or rejected); an accepted one freshens the dataset."""
+    accepted = checked.report.valid
+    release = Release(
+        dataset=dataset,
+        status=ReleaseStatus.accepted if accepted else ReleaseStatus.rejected,
+        period_start=period[0],
+        period_end=period[1],
+        source_format=file_format.value,
+        source_filename=staged.filename,
+        source_sha256=staged.sha256,
+        size_bytes=staged.size_bytes,
+        row_count=checked.report.rows,
+        sha256=checked.sha256,
+        storage_key=checked.storage_key,
+        report=checked.report.as_dict(),
+        published_by=actor.subject or actor.client_id or "unknown",
+    )
+    session.add(release)
+    if accepted:
+        datasets.record_update(dataset, at=now)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "release.published" if accepted else "release.rejected",
+        AuditObject("release", str(release.id)),
+        details={
+            "dataset": dataset.code,
+            "rows": release.row_count,
+            "bytes": release.size_bytes,
+            "source_sha256": staged.sha256,
+            "sha256": checked.sha256,
+            "failed_checks": len(checked.report.checks),
+        },
+    )
+    return release
+
+
+async def visible_dataset_releases(*, session: AsyncSession, viewer: Viewer, code: str) -> Dataset:
+    """The dataset whose releases the viewer may read: its own department's, or the platform."""
+    dataset = await datasets.get_visible(session=session, viewer=viewer, code=code)
+    if not (viewer.is_platform or viewer.department_id == dataset.owner_department_id):
+        raise Forbidden(
+            f"Releases of '{code}' are visible to '{dataset.owner_code}' and the platform; "
+            "other departments receive data through a grant."
+        )
+    return dataset
+
+
+async def list_releases(
+    *, session: AsyncSession, dataset: Dataset, after: uuid.UUID | None, limit: int
+) -> list[Release]:
+    query = (
+        select(Release).where(Release.dataset_id == dataset.id).order_by(Release.id).limit(limit)
+    )
+    if after is not None:
+        query = query.where(Release.id > after)
+    return list((await session.scalars(query)).all())
+
+
+async def get_release(*, session: AsyncSession, dataset: Dataset, release_id: uuid.UUID) -> Release:
+    release = await session.get(Release, release_id)
+    if release is None or release.dataset_id != dataset.id:
+        raise NotFound(f"Dataset '{dataset.code}' has no release '{release_id}'.")
+    return release
+
+
+async def latest_release(*, session: AsyncSession, dataset_id: uuid.UUID) -> Release | None:
+    return await session.scalar(
+        select(Release)
+        .where(Release.dataset_id == dataset_id, Release.status == ReleaseStatus.accepted)
+        .order_by(Release.created_at.desc(), Release.id.desc())
+        .limit(1)
+    )
+
+
+# ---------------------------------------------------------------- data out
+
+
+async def downloadable(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    grant_id: uuid.UUID,
+    release_ref: str,
+    now: datetime,
+) -> tuple[Grant, Release]:
+    """The grant and release a download may use; every refusal says why (and 403s are audited)."""
+    grant = await grants.get(session=session, principal=principal, grant_id=grant_id)
+    if principal.department_id != grant.grantee_department_id:
+        raise Forbidden(
+            f"Grant {grant.id} was issued to '{grant.grantee.code}'; only that department "
+            "downloads under it."
+        )
+    state = grant.status_at(now)
+    if state != GrantStatus.active:
+        raise Forbidden(
+            f"Grant {grant.id} is {state.value}; no data is delivered under it.",
+            extra={"grant_status": state.value},
+        )
+    if grant.conditions.get("in_platform_only"):
+        raise Forbidden(
+            f"Grant {grant.id} allows in-platform use only; the data cannot be downloaded."
+        )
+    if release_ref == "latest":
+        release = await latest_release(session=session, dataset_id=grant.dataset_id)
+        if release is None:
+            raise NotFound(
+                f"'{grant.dataset.code}' has no accepted release yet; ask "
+                f"'{grant.owner.code}' to publish one."
+            )
+        return grant, release
+    try:
+        release_id = uuid.UUID(release_ref)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"'{release_ref}' is neither 'latest' nor a release id.",
+            errors=[FieldError("query.release", "Use 'latest' or a release id.")],
+        ) from exc
+    release = await session.get(Release, release_id)
+    if (
+        release is None
+        or release.dataset_id != grant.dataset_id
+        or release.status != ReleaseStatus.accepted
+    ):
+        raise NotFound(f"'{grant.dataset.code}' has no accepted release '{release_ref}'.")
+    return grant, release
+
+
+@dataclass
+class Extract:
+    path: Path
+    rows: int
+    size_bytes: int
+    sha256: str
+
+
+def extract(
+    *,
+    store: ReleaseStore,
+    storage_key: str,
+    columns: Sequence[str],
+    grant_conditions: dict[str, Any],
+    salt: bytes,
+    file_format: DownloadFormat,
+) -> Extract:
+    """Write the grant's view of a release to a staging file, streaming (blocking: use a thread)."""
+    source, temporary = store.local_path(storage_key)
+    target = store.staging_file(f".{file_format}")
+    try:
+        view = conditions.apply(
+            pl.scan_parquet(source), columns=columns, conditions=grant_conditions, salt=salt
+        )
+        if file_format == "csv":
+            view.sink_csv(target)
+        elif file_format == "jsonl":
+            view.sink_ndjson(target)
+        else:
+            view.sink_parquet(target, compression="zstd")
+        rows = view.select(pl.len()).collect().item()
+        return Extract(target, rows, target.stat().st_size, file_sha256(target))
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    finally:
+        if temporary:
+            source.unlink(missing_ok=True)
+
+
+async def record_download(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    grant: Grant,
+    release: Release,
+    file_format: str,
+    result: Extract,
+) -> None:
+    await audit.record(
+        session,
+        actor,
+        "data.downloaded",
+        AuditObject("grant", str(grant.id)),
+        details={
+            "dataset": grant.dataset.code,
+            "release": str(release.id),
+            "format": file_format,
+            "rows": result.rows,
+            "bytes": result.size_bytes,
+            "sha256": result.sha256,
+            "columns": grant.columns,
+        },
+    )
+
+
+def freshness_report(behind: list[Dataset], now: datetime) -> FreshnessReport:
+    """Group datasets falling behind by owner, counting due and stale ones."""
+    grouped: dict[str, DepartmentFreshness] = {}
+    for dataset in behind:
+        state = datasets.freshness_of(dataset, now)
+        group = grouped.setdefault(
+            dataset.owner.code,
+            DepartmentFreshness(
+                department_code=dataset.owner.code,
+                department_name=dataset.owner.name,
+                due=0,
+                stale=0,
+                datasets=[],
+            ),
+        )
+        if state == Freshness.stale:
+            group.stale += 1
+        else:
+            group.due += 1
+        group.datasets.append(
+            StaleDataset(
+                code=dataset.code,
+                title=dataset.title,
+                update_cycle=dataset.update_cycle,
+                publication_lag_days=dataset.publication_lag_days,
+                last_updated_at=dataset.last_updated_at,
+                due_at=dataset.due_at,
+                stale_at=dataset.stale_at,
+                freshness=state,
+            )
+        )
+    return FreshnessReport(as_of=now, departments=list(grouped.values()))
