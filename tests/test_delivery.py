@@ -379,6 +379,9 @@ async def test_columns_row_filter_and_aggregation_are_applied(d: Delivery) -> No
     totals = pl.read_csv((await d.download(aggregated["id"])).content)
     assert totals.columns == ["RK-JD", "row_count", "RK-NL"]
     assert totals["row_count"].sum() == 30
+    declared = await d.grant({"columns": ["RK-NL"], "aggregation_level": "district"})
+    as_delivered = pl.read_csv((await d.download(declared["id"])).content)
+    assert as_delivered.height == 30, "a level word is the releases' own granularity"
     assert totals.filter(pl.col("RK-JD") == "东湖街道")["RK-NL"].item() == sum(
         int(p["RK-NL"]) for p in people(30) if p["RK-JD"] == "东湖街道"
     )

@@ -72,10 +72,11 @@ def apply(
 ) -> pl.LazyFrame:
     """The release as the grantee may see it.
 
-    Rows are filtered first; with an aggregation level the data is summed per value of that
-    column (numeric columns, plus a row count) so no single row leaves; then only granted
-    columns remain, masked as the grant says. A condition the data cannot satisfy refuses the
-    download rather than hand out more than was granted.
+    Rows are filtered first. An aggregation level naming a column sums the numeric granted
+    columns per value of it (plus a row count), so no single row leaves; any other level (e.g.
+    `district`) is the granularity the owner's releases already have, and is delivered as is.
+    Then only granted columns remain, masked as the grant says. A condition the data cannot
+    satisfy refuses the download rather than hand out more than was granted.
     """
     schema = frame.collect_schema()
     missing = [c for c in columns if c not in schema]
@@ -83,12 +84,7 @@ def apply(
         raise Conflict(f"This release does not hold the granted column(s) {', '.join(missing)}.")
     frame = _row_filter(frame, schema, conditions.get("row_filter") or [])
     level = conditions.get("aggregation_level")
-    if level:
-        if level not in schema:
-            raise Conflict(
-                f"The grant asks for aggregation by '{level}', which this release does not hold; "
-                "ask the owner to correct the grant's aggregation level."
-            )
+    if level and level in schema:
         sums = [c for c in columns if c != level and schema[c].is_numeric()]
         frame = (
             frame.group_by(level)

@@ -96,7 +96,10 @@ class Conditions(BaseModel):
     columns: list[Code] | None = Field(default=None, description="Subset of item codes granted.")
     masking: dict[Code, Literal["hash", "partial", "null"]] = Field(default_factory=dict)
     aggregation_level: Annotated[str, StringConstraints(max_length=64)] | None = Field(
-        default=None, examples=["street"]
+        default=None,
+        examples=["RK-JD", "district"],
+        description="An item code: downloads are summed per value of that column. Any other "
+        "word names the granularity the owner's releases already have (delivered as is).",
     )
     row_filter: list[RowFilter] = Field(default_factory=list, max_length=20)
     purpose: Annotated[str, StringConstraints(max_length=1000)] | None = None
