@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
@@ -50,8 +51,9 @@ STREETS = ["城关街道", "东湖街道", "西山街道"]
 
 
 def person(n: int) -> dict[str, str]:
+    born = date(1950, 1, 1) + timedelta(days=n // 10_000)
     return {
-        "RK-SFZH": f"31010119{80 + n % 20:02d}0101{n:04d}",
+        "RK-SFZH": f"310101{born:%Y%m%d}{n % 10_000:04d}",
         "RK-XM": f"居民{n}",
         "RK-SJHM": f"138{n:08d}",
         "RK-ZZ": f"城关街道幸福路{n}号",

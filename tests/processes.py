@@ -63,9 +63,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def start_api(database_url: str, log: Path, stack: ExitStack) -> Api:
-    """Start `uvicorn` on a free port; the stack stops it (terminate, then kill if it hangs)."""
+def start_api(
+    database_url: str, log: Path, stack: ExitStack, storage_root: Path | None = None
+) -> Api:
+    """Start `uvicorn` on a free port; the stack stops it (terminate, then kill if it hangs).
+
+    Release files go to `storage_root`, by default a `releases` folder beside the log.
+    """
     port = free_port()
+    env = environment(database_url)
+    env["BROKER_STORAGE_ROOT"] = str(storage_root or log.parent / "releases")
     output = stack.enter_context(log.open("wb"))
     process = subprocess.Popen(
         [
@@ -79,7 +86,7 @@ def start_api(database_url: str, log: Path, stack: ExitStack) -> Api:
             "--port",
             str(port),
         ],
-        env=environment(database_url),
+        env=env,
         cwd=REPO_ROOT,
         stdout=output,
         stderr=subprocess.STDOUT,
