@@ -418,3 +418,40 @@ def escalate() -> None:
     typer.echo(f"escalated {len(moved)} line(s) to coordination")
     for line_id in moved:
         typer.echo(f"  {line_id}")
+
+
+@app.command()
+def freshness(
+    department: Annotated[
+        str | None, typer.Option(help="Only this department's datasets (its code).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """List published datasets due for an update or stale, by owning department."""
+    from broker.delivery import service as delivery
+    from catalog.base import utcnow
+    from catalog.datasets import service as datasets
+
+    async def report(session: AsyncSession) -> str:
+        now = utcnow()
+        behind = await datasets.falling_behind(session=session, now=now, department_code=department)
+        result = delivery.freshness_report(behind, now)
+        if as_json:
+            return result.model_dump_json(indent=2)
+        lines = [f"as of {now:%Y-%m-%d %H:%M} UTC"]
+        for group in result.departments:
+            lines.append(
+                f"{group.department_code} {group.department_name}: "
+                f"{group.due} due, {group.stale} stale"
+            )
+            for entry in group.datasets:
+                updated = f"{entry.last_updated_at:%Y-%m-%d}" if entry.last_updated_at else "never"
+                lines.append(
+                    f"  {entry.freshness.value:<5}  {entry.code}  {entry.title}  "
+                    f"({entry.update_cycle.value}, last updated {updated})"
+                )
+        if not result.departments:
+            lines.append("every published dataset is fresh")
+        return "\n".join(lines)
+
+    typer.echo(run_read_only(Settings(), report))

@@ -1,7 +1,9 @@
 """Releases validated against the declared schema, and data handed out only through grants."""
 
+import asyncio
 import hashlib
 import io
+import json
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from broker.grants.models import Grant
 from catalog.base import utcnow
 from conftest import Identities
 from delivery_data import COLUMNS, ENCODERS, POPULATION, as_csv, as_xlsx, people, person
+from processes import run_broker
 from workflow import DECLARATION
 
 PROBLEM = "application/problem+json"
@@ -459,3 +462,14 @@ async def test_freshness_lists_due_and_stale_datasets_by_department(d: Delivery)
         "/v1/freshness", params={"department": "police"}, headers=d.requester
     )
     assert after.json()["departments"] == []
+
+
+async def test_broker_freshness_prints_what_is_due_or_stale(d: Delivery, database_url: str) -> None:
+    printed = await asyncio.to_thread(run_broker, database_url, "freshness")
+    assert "police police: 0 due, 1 stale" in printed
+    assert (
+        f"stale  {POPULATION['code']}  实有人口基本信息  (monthly, last updated never)" in printed
+    )
+    await d.upload(as_csv(people(3)))
+    after = await asyncio.to_thread(run_broker, database_url, "freshness", "--json")
+    assert json.loads(after)["departments"] == []
