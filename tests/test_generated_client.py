@@ -1,14 +1,16 @@
 """The 95-item case through the generated Python client, against a live server over real HTTP.
 
 `broker openapi client` generates the `broker_client` package from the committed
-openapi/openapi.json once per session; every API call below goes through it, so an operation or a
-type the generator gets wrong (an upload, a problem answer, a page) fails here. The package is
+openapi/openapi.json once per session; every API call below goes through it, from the catalog
+upload to a release published and downloaded through a grant, so an operation or a type the
+generator gets wrong (an upload, a download, a problem answer, a page) fails here. The package is
 imported from the generated project directory, which is what installing it would put on the path:
 it is pure Python and needs only httpx and attrs, which the dev environment has, whereas a
 `pip install` would need setuptools' wheel builder or the network for an isolated build.
 """
 
 import csv
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, TypeVar
 
+import polars as pl
 import pytest
 
 from broker.demo import ECONOMIC_INDICATORS_SHEET, bureaus
@@ -95,8 +98,9 @@ def test_95_item_workflow_through_the_generated_client(
     from broker_client import AuthenticatedClient, Client
     from broker_client.api.accounts import create_account
     from broker_client.api.audit import verify_audit_chain
-    from broker_client.api.catalog import import_catalog_sheet
+    from broker_client.api.catalog import get_dataset, import_catalog_sheet
     from broker_client.api.coordination import coordination_agenda, scenario_readiness
+    from broker_client.api.delivery import download_grant_data, publish_release
     from broker_client.api.departments import create_department, update_department
     from broker_client.api.grants import list_grants
     from broker_client.api.oauth import issue_token
@@ -122,6 +126,7 @@ def test_95_item_workflow_through_the_generated_client(
         BatchDecision,
         ChainVerification,
         Conditions,
+        DatasetRead,
         DecisionsApplied,
         Declaration,
         DepartmentCreate,
@@ -137,8 +142,10 @@ def test_95_item_workflow_through_the_generated_client(
         LinesAdded,
         OwnerDecision,
         Problem,
+        PublishReleaseForm,
         ReadinessBoard,
         Reason,
+        ReleaseRead,
         RequestCreate,
         RequestRead,
         ScenarioCreate,
@@ -425,6 +432,52 @@ def test_95_item_workflow_through_the_generated_client(
     assert ynse.columns == ["SW-YNSE"]
     assert ynse.conditions["aggregation_level"] == "industry"
     assert by_line[lines["SWW-JCKZE"].id].valid_until.isoformat().startswith("2026-12-31T15:59:59")
+
+    # Tax delivers October's revenue; Development and Reform downloads what its grant allows.
+    grant = by_line[lines["SW-GRSDS"].id]
+    assert grant.columns == ["SW-GRSDS"]
+    tax = people["tax-steward"]
+    dataset = expect(get_dataset.sync_detailed(grant.dataset_code, client=tax), 200, DatasetRead)
+    columns = [item.code for item in dataset.items]
+    assert len(columns) == 6
+    rows = [[f"{n + column / 10:.2f}" for column in range(len(columns))] for n in (11, 12, 13)]
+
+    def release_form(rows: list[list[str]]) -> PublishReleaseForm:
+        text = "\n".join(",".join(row) for row in [columns, *rows]) + "\n"
+        return PublishReleaseForm(
+            file=File(payload=BytesIO(text.encode()), file_name="税收收入月报-2026-10.csv"),
+            period_start=date(2026, 10, 1),
+            period_end=date(2026, 10, 31),
+        )
+
+    broken = [rows[0], [*rows[1][:-1], "n/a"]]
+    refused = publish_release.sync_detailed(
+        grant.dataset_code, client=tax, body=release_form(broken)
+    )
+    problem = expect(refused, 422, Problem)
+    assert problem.code == "validation-failed"
+    assert problem["release_id"]
+    [check] = problem["report"]["checks"]
+    assert (check["column"], check["check"]) == (columns[-1], "data_type")
+    assert check["failure_count"] == 1
+
+    published = publish_release.sync_detailed(
+        grant.dataset_code, client=tax, body=release_form(rows)
+    )
+    release = expect(published, 201, ReleaseRead)
+    assert (release.status, release.row_count, release.source_format) == ("accepted", 3, "csv")
+
+    granted = [float(row[columns.index("SW-GRSDS")]) for row in rows]
+    as_csv = download_grant_data.sync_detailed(grant.id, client=drc, format_="csv")
+    [header, *values] = csv.reader(io.StringIO(expect(as_csv, 200, File).payload.read().decode()))
+    assert header == ["SW-GRSDS"]
+    assert [float(value) for [value] in values] == granted
+    as_parquet = download_grant_data.sync_detailed(grant.id, client=drc, format_="parquet")
+    frame = pl.read_parquet(expect(as_parquet, 200, File).payload)
+    assert frame.columns == ["SW-GRSDS"]
+    assert frame["SW-GRSDS"].cast(pl.Float64).to_list() == granted
+    elsewhere = download_grant_data.sync_detailed(grant.id, client=people["hrss-steward"])
+    assert expect(elsewhere, 404, Problem).code == "not-found"
 
     verified = expect(verify_audit_chain.sync_detailed(client=admin), 200, ChainVerification)
     assert verified.ok is True
