@@ -1,6 +1,7 @@
 """Releases validated against the declared schema, and data handed out only through grants."""
 
 import asyncio
+import base64
 import hashlib
 import io
 import json
@@ -338,6 +339,8 @@ async def test_the_grantee_downloads_masked_columns_in_every_format(d: Delivery)
     assert first["RK-XM"] != original["RK-XM"]
     assert first["RK-FWBM"] == original["RK-FWBM"]
     assert int(csv_download.headers["x-row-count"]) == 30
+    digest = base64.b64encode(hashlib.sha256(csv_download.content).digest()).decode()
+    assert csv_download.headers["repr-digest"] == f"sha-256=:{digest}:"
 
     again = pl.read_csv((await d.download(grant["id"])).content, infer_schema=False)
     assert again["RK-XM"].to_list() == frame["RK-XM"].to_list(), "stable within a grant"

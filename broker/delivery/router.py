@@ -1,3 +1,4 @@
+import base64
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -262,7 +263,7 @@ async def download_grant_data(
             "Content-Disposition": f'attachment; filename="{filename}"',
             "X-Release-Id": str(chosen.id),
             "X-Row-Count": str(result.rows),
-            "Digest": f"sha-256={result.sha256}",
+            "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(result.sha256)).decode()}:",
         },
     )
 

@@ -85,7 +85,8 @@ def _typed(frame: pl.DataFrame, item: DataItem) -> tuple[pl.Expr, pl.Expr]:
     elif isinstance(source, pl.Datetime) and target == pl.Date():
         converted = column.dt.date()
     elif isinstance(source, pl.Datetime) and isinstance(target, pl.Datetime):
-        converted = column.dt.replace_time_zone(None).cast(target)
+        utc = column.dt.convert_time_zone("UTC") if source.time_zone else column
+        converted = utc.dt.replace_time_zone(None).cast(target)
     else:
         text = column.cast(pl.String)
         text = pl.when(text.str.strip_chars() == "").then(None).otherwise(text)
