@@ -1,10 +1,11 @@
 """The `broker` command."""
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from sqlalchemy import select
@@ -21,6 +22,9 @@ from broker.auth.models import Role, SigningKey
 from broker.cli_support import run_in_session, run_read_only
 from broker.config import Settings
 from catalog.errors import DomainError
+
+if TYPE_CHECKING:
+    from broker.demo.scenario import Demo
 
 app = typer.Typer(
     help="Data Resource Broker: serve the API and manage its database.", no_args_is_help=True
@@ -46,21 +50,66 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+DEMO_DIR_HELP = "The demo's directory (database, releases, files); default: a new temporary one."
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Seed the demo district as `broker demo` does, print a token per role "
+            "and serve that state.",
+        ),
+    ] = False,
+    directory: Annotated[Path | None, typer.Option("--dir", help=DEMO_DIR_HELP)] = None,
 ) -> None:
     """Run the API with uvicorn; on the embedded SQLite default, migrate the database first."""
     import uvicorn
 
-    settings = Settings()
-    if settings.is_embedded_default:
-        migrations.upgrade(settings)
-        typer.echo(f"database ready: {settings.database_url}")
+    if directory is not None and not demo:
+        _fail("--dir goes with --demo")
+    if demo:
+        from broker.demo import scenario
+
+        seeded = _play_demo(directory)
+        os.environ.update(scenario.environment(seeded.settings))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - a comparison
+        typer.echo("")
+        typer.echo(scenario.token_sheet(seeded, f"http://{shown}:{port}"))
+        typer.echo("")
+    else:
+        settings = Settings()
+        if settings.is_embedded_default:
+            migrations.upgrade(settings)
+            typer.echo(f"database ready: {settings.database_url}")
     typer.echo(f"API docs: http://{host}:{port}/docs")
     uvicorn.run("broker.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command("demo")
+def demo_command(
+    directory: Annotated[Path | None, typer.Option("--dir", help=DEMO_DIR_HELP)] = None,
+) -> None:
+    """Play the economic indicators case (95 items, 14 departments) on a fresh SQLite database.
+
+    Prints the readiness board before and after, and writes the audit export and the
+    coordination agenda next to the database.
+    """
+    _play_demo(directory)
+
+
+def _play_demo(directory: Path | None) -> "Demo":
+    from broker.demo import scenario
+
+    try:
+        return scenario.run(directory, out=typer.echo)
+    except scenario.DemoError as exc:
+        _fail(str(exc))
 
 
 @db_app.command("upgrade")
