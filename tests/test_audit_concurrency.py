@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from broker.audit.models import AuditEvent
-from processes import SECRET_PREFIX, Api, run_broker, start_api, wait_until_ready
+from processes import Api, bootstrap_admin, run_broker, start_api, wait_until_ready
 
 REQUEST_TIMEOUT_SECONDS = 60.0
 
@@ -88,10 +88,7 @@ def test_concurrent_writers_on_two_processes_never_fork_the_chain(
     database_url: str, replicas: tuple[Api, Api]
 ) -> None:
     api_a, api_b = replicas
-    printed = run_broker(database_url, "accounts", "bootstrap", "--name", "admin")
-    secret_lines = [line for line in printed.splitlines() if line.startswith(SECRET_PREFIX)]
-    assert len(secret_lines) == 1, printed
-    secret = secret_lines[0].removeprefix(SECRET_PREFIX).strip()
+    secret = bootstrap_admin(database_url)
 
     issued = httpx.post(
         f"{api_a.base_url}/oauth/token",

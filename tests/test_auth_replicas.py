@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from processes import SECRET_PREFIX, run_broker, start_replicas
+from processes import bootstrap_admin, client_token, run_broker, start_replicas
 
 
 @pytest.fixture
@@ -36,16 +36,6 @@ def _kid(token: str) -> str:
     return kid
 
 
-def _token(api: httpx.Client, client_id: str, secret: str) -> str:
-    response = api.post(
-        "/oauth/token", auth=(client_id, secret), data={"grant_type": "client_credentials"}
-    )
-    assert response.status_code == 200, response.text
-    token = response.json()["access_token"]
-    assert isinstance(token, str)
-    return token
-
-
 def _departments(api: httpx.Client, token: str) -> httpx.Response:
     return api.get("/v1/departments", headers={"Authorization": f"Bearer {token}"})
 
@@ -62,19 +52,15 @@ def test_token_from_one_process_verifies_on_another_across_key_rotation(
     api_a, api_b = replicas
     both = (api_a, api_b)
 
-    printed = run_broker(database_url, "accounts", "bootstrap", "--name", "admin")
-    secret_lines = [line for line in printed.splitlines() if line.startswith(SECRET_PREFIX)]
-    assert len(secret_lines) == 1, printed
-    secret = secret_lines[0].removeprefix(SECRET_PREFIX).strip()
-    assert secret
+    secret = bootstrap_admin(database_url)
 
-    first = _token(api_a, "admin", secret)
+    first = client_token(api_a, "admin", secret)
     listed = _departments(api_b, first)
     assert listed.status_code == 200, listed.text
     assert "platform" in {d["code"] for d in listed.json()["items"]}
 
     rotated = run_broker(database_url, "keys", "rotate")
-    second = _token(api_b, "admin", secret)
+    second = client_token(api_b, "admin", secret)
     old_kid, new_kid = _kid(first), _kid(second)
     assert new_kid != old_kid
     assert new_kid in rotated
