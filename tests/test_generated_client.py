@@ -430,7 +430,7 @@ def test_95_item_workflow_through_the_generated_client(
     by_line = {g.line_id: g for g in grants}
     ynse = by_line[lines["SW-YNSE"].id]
     assert ynse.columns == ["SW-YNSE"]
-    assert ynse.conditions["aggregation_level"] == "industry"
+    assert ynse.conditions.aggregation_level == "industry"
     assert by_line[lines["SWW-JCKZE"].id].valid_until.isoformat().startswith("2026-12-31T15:59:59")
 
     # Tax delivers October's revenue; Development and Reform downloads what its grant allows.

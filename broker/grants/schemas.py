@@ -1,10 +1,10 @@
 import uuid
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel
 
 from broker.grants.models import GrantStatus
+from broker.requests.schemas import Conditions
 
 
 class GrantRead(BaseModel):
@@ -16,7 +16,7 @@ class GrantRead(BaseModel):
     owner_department_code: str
     dataset_code: str
     columns: list[str]
-    conditions: dict[str, Any]
+    conditions: Conditions
     valid_from: datetime
     valid_until: datetime
     status: GrantStatus

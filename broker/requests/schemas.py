@@ -195,7 +195,7 @@ class LineRead(BaseModel):
     owner_department_name: str
     state: LineState
     route_reason: str | None
-    freshness_need: dict[str, Any] | None
+    freshness_need: FreshnessNeed | None
     freshness_warning: str | None
     routed_at: datetime | None
     due_at: datetime | None
@@ -204,8 +204,8 @@ class LineRead(BaseModel):
     question: str | None
     answer: str | None
     awaiting_second_approval: bool
-    conditions: dict[str, Any] | None
-    declaration: dict[str, Any] | None
+    conditions: Conditions | None
+    declaration: Declaration | None
     reason: str | None
     grant_id: uuid.UUID | None = None
     version: int
