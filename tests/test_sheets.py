@@ -230,3 +230,16 @@ async def test_dcat_export_is_json_ld_with_dcat_ap_vocabulary(district: httpx.As
     assert len(catalogs) == 1
     assert isinstance(catalogs[0], URIRef)
     assert len(list(graph.objects(catalogs[0], DCAT.dataset))) == 30
+
+
+@pytest.mark.parametrize("written", ["男|女|未知", "男、女、未知", "男；女；未知", "男;女;未知"])
+async def test_allowed_values_split_on_the_separators_people_write(
+    district: httpx.AsyncClient, written: str
+) -> None:
+    header = ["资源代码", "资源名称", "提供单位", "资源分类", "信息项编码", "信息项名称"]
+    header += ["数据类型", "共享类型", "更新周期", "取值范围"]
+    row = ["RK-1", "人口", "区统计局", "部门", "RK-1-XB", "性别", "字符型", "无条件共享", "每月"]
+    response = await upload(district, sheet([*row, written], header=header))
+    assert response.status_code == 200, response.text
+    item = (await district.get("/v1/datasets/RK-1")).json()["items"][0]
+    assert item["constraints"]["enum"] == ["男", "女", "未知"]

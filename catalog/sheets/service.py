@@ -154,12 +154,16 @@ def _dataset_fields(
     return fields
 
 
+# 取值范围 as people write it: 男|女, 男、女, 男；女 or 男;女 (exported with |).
+ENUM_SEPARATORS = re.compile(r"[|、;；]")
+
+
 def _item(row: SheetRow, errors: _Errors) -> dict[str, Any] | None:
     v = row.values
     if not v.get("item_code") and not v.get("item_name"):
         return None
     n = row.number
-    enum = [p.strip() for p in v.get("enum", "").split("|") if p.strip()]
+    enum = [p.strip() for p in ENUM_SEPARATORS.split(v.get("enum", "")) if p.strip()]
     item: dict[str, Any] = {
         "code": v.get("item_code", ""),
         "name": v.get("item_name", ""),
