@@ -31,7 +31,10 @@ class Settings(BaseSettings):
         default=2 * 1024 * 1024 * 1024, ge=1024, description="Largest release upload (bytes)."
     )
     max_release_rows: int = Field(
-        default=20_000_000, ge=1, description="Most rows a release may hold once unpacked."
+        default=5_000_000,
+        ge=1,
+        description="Most rows a release may hold once unpacked. Validation holds the release in "
+        "memory: about 0.6 GB per million rows of the population register's width.",
     )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
 

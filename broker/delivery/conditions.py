@@ -20,17 +20,17 @@ OPERATORS = {
 
 
 def keyed_hash(values: pl.Series, salt: bytes) -> pl.Series:
-    """HMAC-SHA256 under the grant's salt: the same value hashes alike within one grant only."""
-    return pl.Series(
-        values.name,
-        [
-            None
-            if v is None
-            else hmac.new(salt, v.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
-            for v in values.cast(pl.String).to_list()
-        ],
-        dtype=pl.String,
-    )
+    """HMAC-SHA256 under the grant's salt: the same value hashes alike within one grant only.
+
+    Each distinct value is hashed once (names and codes repeat), then mapped back.
+    """
+    text = values.cast(pl.String)
+    distinct = text.drop_nulls().unique()
+    digests = [
+        hmac.new(salt, v.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        for v in distinct.to_list()
+    ]
+    return text.replace_strict(distinct, pl.Series(digests, dtype=pl.String), default=None)
 
 
 def partial_mask(column: pl.Expr) -> pl.Expr:
@@ -100,7 +100,11 @@ def apply(
             continue
         expr = pl.col(column)
         if method == "hash":
-            masks.append(expr.map_batches(lambda s: keyed_hash(s, salt), return_dtype=pl.String))
+            masks.append(
+                expr.map_batches(
+                    lambda s: keyed_hash(s, salt), return_dtype=pl.String, is_elementwise=True
+                )
+            )
         elif method == "partial":
             masks.append(partial_mask(expr).alias(column))
         else:
