@@ -29,7 +29,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ from broker import migrations
 from broker.audit.chain import GENESIS_HASH, compute_hash, event_document
 from broker.audit.models import AuditEvent
 from broker.config import Settings
+from servers import json_child, status_kib
 
 DEFAULT_SIZES = (100_000, 1_000_000)
 SEED_BATCH = 5_000
@@ -271,10 +271,10 @@ def seed(engine: Engine, target: int, timing: SeedTiming) -> None:
 
 
 def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} is not in /proc/self/status")
+    kib = status_kib(field)
+    if kib is None:
+        raise RuntimeError(f"{field} is not in /proc/self/status")
+    return kib
 
 
 def _trailer_count(last_chunk: str, export_format: str) -> int:
@@ -342,17 +342,8 @@ async def _run_child(kind: str, database_url: str, sink: BinaryIO) -> dict[str, 
 
 
 def measure(kind: str, database_url: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--database-url", database_url],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} failed:\n{done.stdout}\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    args = [__file__, "--child", kind, "--database-url", database_url]
+    return json_child(args, kind, CHILD_TIMEOUT_SECONDS)
 
 
 # --- report -------------------------------------------------------------------------------------

@@ -31,21 +31,20 @@ import multiprocessing
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -84,13 +83,11 @@ from catalog.vocab import (
     UpdateCycle,
     label,
 )
+from servers import BenchError, Server, exit_status, start_server
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED = 20_261_129
 CHUNK_DATASETS = 250
-READY_TIMEOUT_SECONDS = 90.0
 REQUEST_TIMEOUT_SECONDS = 120.0
-STOP_TIMEOUT_SECONDS = 15.0
 REMINT_AFTER_SECONDS = 15 * 60
 MIN_SAMPLES = 20
 ADMIN_ACCOUNT = "bench-admin"
@@ -610,10 +607,6 @@ def build_chunk(chunk: Chunk) -> ChunkRows:
 # --- databases ---------------------------------------------------------------------------------
 
 
-class BenchError(Exception):
-    """Something stops the benchmark; the message says what."""
-
-
 def sync_url(database_url: str) -> URL:
     url = make_url(database_url)
     driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
@@ -835,109 +828,9 @@ def database_version(database_url: str) -> str:
 # --- servers -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log: TextIO
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, lines: int = 30) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        text_ = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text_.splitlines()[-lines:])
-
-    def peak_rss_kib(self) -> int | None:
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text(encoding="ascii")
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        self.log.close()
-
-
-def start_server(
-    name: str, command: Callable[[int], list[str]], env: dict[str, str], workdir: Path
-) -> Server:
-    """Start `command(port)` and wait, boundedly, until its /readyz answers 200."""
-    port = free_port()
-    log_path = workdir / f"{name}.log"
-    log = log_path.open("w", encoding="utf-8")
-    process = subprocess.Popen(
-        command(port),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(name, port, process, log_path, log)
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
-        while True:
-            if process.poll() is not None:
-                server.stop()
-                raise BenchError(
-                    f"the {name} server exited with {process.returncode}:\n{server.log_tail()}"
-                )
-            try:
-                response = client.get("/readyz")
-                if response.status_code == 200:
-                    return server
-                problem = f"/readyz answered {response.status_code}: {response.text[:300]}"
-            except httpx.TransportError as exc:
-                problem = f"/readyz unreachable: {exc!r}"
-            if time.monotonic() > deadline:
-                server.stop()
-                raise BenchError(
-                    f"the {name} server was not ready within {READY_TIMEOUT_SECONDS:.0f} s "
-                    f"({problem}):\n{server.log_tail()}"
-                )
-            time.sleep(0.2)
-
-
 def real_server(database_url: str, workdir: Path) -> Server:
-    def command(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "broker.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-
     env = {**os.environ, "BROKER_DATABASE_URL": database_url, "BROKER_DATABASE_ECHO": "false"}
-    return start_server("real", command, env, workdir)
+    return start_server("real", env, workdir)
 
 
 def baseline_server(bodies_path: Path, workdir: Path) -> Server:
@@ -945,7 +838,7 @@ def baseline_server(bodies_path: Path, workdir: Path) -> Server:
         script = str(Path(__file__).resolve())
         return [sys.executable, script, "--serve-baseline", str(bodies_path), str(port)]
 
-    return start_server("baseline", command, dict(os.environ), workdir)
+    return start_server("baseline", dict(os.environ), workdir, command)
 
 
 def serve_baseline(bodies_path: Path, port: int) -> None:
@@ -1263,7 +1156,7 @@ def run(args: argparse.Namespace) -> None:
                             )
                 print()
                 report(measurements)
-                rss = {s.name: s.peak_rss_kib() for s in servers}
+                rss = {s.name: s.peak_kib() for s in servers}
                 print(
                     "peak RSS (VmHWM): "
                     + ", ".join(
@@ -1289,15 +1182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bodies_file, port = args.serve_baseline
         serve_baseline(Path(bodies_file), int(port))
         return 0
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(partial(run, args))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,18 +47,25 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 import polars as pl
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from servers import (
+    PROJECT_ROOT,
+    BenchError,
+    Server,
+    exit_status,
+    json_child,
+    start_server,
+    status_kib,
+)
+
 BROKER_SCRIPT = Path(sys.executable).parent / "broker"
 SECRET_PREFIX = "client secret (shown once, store it now): "  # noqa: S105 - a label
-READY_TIMEOUT_SECONDS = 90.0
 REQUEST_TIMEOUT_SECONDS = 3_600.0
 CHILD_TIMEOUT_SECONDS = 3_600.0
-STOP_TIMEOUT_SECONDS = 15.0
 REMINT_AFTER_SECONDS = 10 * 60
 CHUNK = 1024 * 1024
 SEED = 20_261_031
@@ -235,17 +241,6 @@ def population(rows: int) -> pl.DataFrame:
 # --- baselines, each in a child process ---------------------------------------------------------
 
 
-def _status_kib(field: str, pid: int | str = "self") -> int | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return None
-
-
 def run_child(kind: str, source: Path, target: Path) -> dict[str, Any]:
     started = time.perf_counter()
     if kind == "read_csv+write_parquet":
@@ -258,77 +253,17 @@ def run_child(kind: str, source: Path, target: Path) -> dict[str, Any]:
         frame = pl.read_parquet(source)
         frame.write_parquet(target, compression="zstd")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rows": frame.height, "peak_kib": _status_kib("VmHWM")}
+    return {"seconds": seconds, "rows": frame.height, "peak_kib": status_kib("VmHWM")}
 
 
 def baseline(kind: str, source: Path, target: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(source), str(target)],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"baseline {kind} failed:\n{done.stdout}\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    args = [__file__, "--child", kind, str(source), str(target)]
+    result = json_child(args, f"baseline {kind}", CHILD_TIMEOUT_SECONDS)
     target.unlink(missing_ok=True)
     return result
 
 
 # --- the server ---------------------------------------------------------------------------------
-
-
-class BenchError(Exception):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log: TextIO
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def peak_kib(self) -> int | None:
-        return _status_kib("VmHWM", self.process.pid)
-
-    def rss_kib(self) -> int | None:
-        return _status_kib("VmRSS", self.process.pid)
-
-    def reset_peak(self) -> bool:
-        """Set VmHWM back to the current RSS (Linux clear_refs 5), so a phase's peak is its own."""
-        try:
-            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5", encoding="ascii")
-        except OSError:
-            return False
-        return True
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        self.log.close()
 
 
 def server_environment(workdir: Path) -> dict[str, str]:
@@ -352,51 +287,6 @@ def broker(env: dict[str, str], *args: str) -> str:
     if done.returncode != 0:
         raise BenchError(f"broker {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
-
-
-def start_server(env: dict[str, str], workdir: Path) -> Server:
-    """uvicorn on a free port, once its /readyz answers 200."""
-    port = free_port()
-    log_path = workdir / "server.log"
-    log = log_path.open("w", encoding="utf-8")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "broker.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(port, process, log_path, log)
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
-        while True:
-            if process.poll() is not None:
-                server.stop()
-                raise BenchError(
-                    f"the server exited with {process.returncode}:\n{server.log_tail()}"
-                )
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                server.stop()
-                raise BenchError(f"the server was not ready in time:\n{server.log_tail()}")
-            time.sleep(0.2)
 
 
 @dataclass
@@ -713,7 +603,7 @@ def serve(args: argparse.Namespace, workdir: Path, source: Path, original: pl.Da
     """Every broker measurement, against one server started here and stopped before returning."""
     env = server_environment(workdir)
     broker(env, "db", "upgrade")
-    server = start_server(env, workdir)
+    server = start_server("broker", env, workdir)
     try:
         with httpx.Client(base_url=server.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
             parties = set_up(http, env)
@@ -841,15 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.rows < 10 or args.repeat < 1:
         parser.error("--rows must be at least 10 and --repeat positive")
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(partial(run, args))
 
 
 if __name__ == "__main__":
