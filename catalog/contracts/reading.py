@@ -6,7 +6,6 @@ decides whether the data is right, only what it says.
 
 import codecs
 import enum
-import zipfile
 from collections.abc import Sequence
 from datetime import date, datetime, time
 from pathlib import Path
@@ -17,9 +16,9 @@ from openpyxl import load_workbook
 
 from catalog.datasets.models import DataItem
 from catalog.errors import FieldError, InvalidInput, TooLarge
+from catalog.uploads import refuse_xlsx_bombs
 
 MAX_XLSX_UNPACKED_BYTES = 2 * 1024 * 1024 * 1024
-MAX_XLSX_RATIO = 200
 CHUNK = 1024 * 1024
 
 
@@ -97,23 +96,6 @@ def _read_csv(path: Path, scratch: Path) -> pl.DataFrame:
         ) from exc
 
 
-def _check_zip(path: Path) -> None:
-    """Refuse archive bombs before openpyxl unpacks anything."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile as exc:
-        raise _refuse(
-            "The file is not a valid XLSX workbook.", "Re-save it from Excel or WPS as .xlsx."
-        ) from exc
-    size = max(path.stat().st_size, 1)
-    if unpacked > MAX_XLSX_UNPACKED_BYTES or unpacked > MAX_XLSX_RATIO * size:
-        raise _refuse(
-            "The XLSX file unpacks to far more than it weighs; it is refused as a zip bomb.",
-            "Upload the workbook as it was saved, or as CSV.",
-        )
-
-
 def _cell_text(value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -129,7 +111,9 @@ def _cell_text(value: Any) -> str | None:
 
 
 def _read_xlsx(path: Path) -> pl.DataFrame:
-    _check_zip(path)
+    refuse_xlsx_bombs(
+        path, path.stat().st_size, max_unpacked=MAX_XLSX_UNPACKED_BYTES, location="body.file"
+    )
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged workbook

@@ -2,7 +2,6 @@
 
 import csv
 import io
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -11,9 +10,9 @@ from openpyxl import Workbook, load_workbook
 
 from catalog.errors import FieldError, InvalidInput
 from catalog.sheets.layout import BY_NAME, COLUMNS, Column
+from catalog.uploads import refuse_xlsx_bombs
 
 MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
-MAX_XLSX_RATIO = 200
 XLSX_MAGIC = b"PK\x03\x04"
 
 
@@ -41,25 +40,10 @@ def _csv_table(data: bytes) -> list[list[str]]:
     return [row for row in csv.reader(io.StringIO(text, newline=""))]
 
 
-def _check_zip(data: bytes) -> None:
-    """Refuse archive bombs before openpyxl unpacks anything."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile as exc:
-        raise InvalidInput(
-            "The file looks like XLSX but is not a valid one.",
-            errors=[FieldError("file", "Re-save it from Excel or WPS as .xlsx.")],
-        ) from exc
-    if unpacked > MAX_XLSX_UNPACKED_BYTES or unpacked > MAX_XLSX_RATIO * max(len(data), 1):
-        raise InvalidInput(
-            "The XLSX file unpacks to far more than it weighs; it is refused as a zip bomb.",
-            errors=[FieldError("file", "Upload the sheet as it was saved, not crafted.")],
-        )
-
-
 def _xlsx_table(data: bytes) -> list[list[str]]:
-    _check_zip(data)
+    refuse_xlsx_bombs(
+        io.BytesIO(data), len(data), max_unpacked=MAX_XLSX_UNPACKED_BYTES, location="file"
+    )
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for damaged files

@@ -1,0 +1,28 @@
+"""What every reader of uploaded workbooks refuses before unpacking anything."""
+
+import zipfile
+from pathlib import Path
+from typing import IO
+
+from catalog.errors import FieldError, InvalidInput
+
+MAX_XLSX_RATIO = 200
+
+
+def refuse_xlsx_bombs(
+    source: Path | IO[bytes], packed_size: int, *, max_unpacked: int, location: str
+) -> None:
+    """An XLSX is a zip: refuse one that is not, or that unpacks to far more than it weighs."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise InvalidInput(
+            "The file looks like XLSX but is not a valid one.",
+            errors=[FieldError(location, "Re-save it from Excel or WPS as .xlsx.")],
+        ) from exc
+    if unpacked > max_unpacked or unpacked > MAX_XLSX_RATIO * max(packed_size, 1):
+        raise InvalidInput(
+            "The XLSX file unpacks to far more than it weighs; it is refused as a zip bomb.",
+            errors=[FieldError(location, "Upload the file as it was saved, not crafted.")],
+        )
