@@ -142,13 +142,13 @@ def validate(frame: pl.DataFrame, items: Sequence[DataItem]) -> tuple[pl.DataFra
     bad_type = frame.select(
         *(bad.alias(item.code) for item, (_, bad) in zip(present, conversions, strict=True))
     )
-    for item in present:
-        rows = bad_type.get_column(item.code).arg_true()
+    unreadable = {item.code: bad_type.get_column(item.code).arg_true() for item in present}
+    for code, rows in unreadable.items():
         if rows.len():
-            examples = frame.get_column(item.code).gather(rows.head(EXAMPLES_PER_CHECK))
+            examples = frame.get_column(code).gather(rows.head(EXAMPLES_PER_CHECK))
             report.checks.append(
                 CheckFailure(
-                    item.code,
+                    code,
                     "data_type",
                     rows.len(),
                     [
@@ -163,14 +163,15 @@ def validate(frame: pl.DataFrame, items: Sequence[DataItem]) -> tuple[pl.DataFra
         declared_schema(items).validate(typed, lazy=True)
     except SchemaErrors as errors:
         cases = errors.failure_cases
-        for item in present:
-            cases = cases.filter(
-                ~(
-                    (pl.col("column") == item.code)
-                    & (pl.col("check") == "not_nullable")
-                    & pl.col("index").is_in(bad_type.get_column(item.code).arg_true().to_list())
+        for code, rows in unreadable.items():
+            if rows.len():
+                cases = cases.filter(
+                    ~(
+                        (pl.col("column") == code)
+                        & (pl.col("check") == "not_nullable")
+                        & pl.col("index").is_in(rows.to_list())
+                    )
                 )
-            )
         # a column of the wrong dtype is already reported row by row as data_type
         cases = cases.filter(~pl.col("check").str.starts_with("dtype("))
         report.checks.extend(_failures(cases, ",".join(keys) or None))

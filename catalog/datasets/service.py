@@ -171,15 +171,17 @@ def freshness_of(dataset: Dataset, now: datetime | None = None) -> Freshness:
 def record_update(dataset: Dataset, *, at: datetime) -> None:
     """New data arrived: last-updated moves, and with it when the dataset is next due and stale."""
     dataset.last_updated_at = at
+    _refresh_deadlines(dataset)
+
+
+def _refresh_deadlines(dataset: Dataset) -> None:
     dataset.due_at, dataset.stale_at = deadlines(
-        at, dataset.update_cycle, dataset.publication_lag_days
+        dataset.last_updated_at, dataset.update_cycle, dataset.publication_lag_days
     )
 
 
 def _refresh_derived(dataset: Dataset) -> None:
-    dataset.due_at, dataset.stale_at = deadlines(
-        dataset.last_updated_at, dataset.update_cycle, dataset.publication_lag_days
-    )
+    _refresh_deadlines(dataset)
     labels = [label(dataset.category)] + ([label(dataset.base_kind)] if dataset.base_kind else [])
     dataset.title_tokens = " ".join(index_tokens(dataset.title, dataset.code))
     dataset.search_tokens = " ".join(
