@@ -23,6 +23,7 @@ class ClockBasis(enum.StrEnum):
 def _is_workday(day: date) -> tuple[bool, ClockBasis]:
     try:
         return bool(chinese_calendar.is_workday(day)), ClockBasis.statutory
+    # chinese-calendar raises this for years whose holiday notice it does not have yet
     except NotImplementedError:
         return day.weekday() < 5, ClockBasis.weekends_only
 
