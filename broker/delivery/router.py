@@ -134,7 +134,8 @@ async def publish_release(
         )
     finally:
         await anyio.Path(staged.path).unlink(missing_ok=True)
-    dataset = await session.get_one(Dataset, dataset_id)
+    # re-read: the dataset may have changed while the file was being checked
+    dataset = await session.get_one(Dataset, dataset_id, populate_existing=True)
     release = await service.record_release(
         session=session,
         actor=actor,
