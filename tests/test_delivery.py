@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from broker.audit.models import AuditEvent
+from broker.config import Settings
 from broker.delivery.models import Release
 from broker.grants.models import Grant
 from catalog.base import utcnow
@@ -111,6 +112,16 @@ class Delivery:
                 select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
             )
             return list(rows.all())
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """A small upload limit, so the 413 test needs only a few thousand rows."""
+    return Settings(
+        database_url=database_url,
+        storage_root=str(tmp_path / "releases"),
+        max_release_bytes=200_000,
+    )
 
 
 @pytest.fixture
@@ -299,17 +310,6 @@ async def test_another_departments_steward_cannot_deliver(d: Delivery, settings:
     assert stored_files(Path(settings.storage_root)) == []
     listing = await d.client.get(f"/v1/datasets/{POPULATION['code']}/releases", headers=stranger)
     assert listing.status_code == 403
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Any:
-    from broker.config import Settings
-
-    return Settings(
-        database_url=database_url,
-        storage_root=str(tmp_path / "releases"),
-        max_release_bytes=200_000,
-    )
 
 
 async def test_an_oversized_upload_is_413_and_nothing_is_stored(d: Delivery, settings: Any) -> None:
