@@ -66,6 +66,7 @@ def line_read(line: RequestLine, now: datetime, grant_id: uuid.UUID | None) -> L
         question=line.question,
         answer=line.answer,
         awaiting_second_approval=line.pending_approval is not None,
+        proposed_terms=engine.proposed_terms(line),
         conditions=line.conditions,
         declaration=line.declaration,
         reason=line.reason,
@@ -229,13 +230,11 @@ async def decide_line(
 async def decide_lines(body: BatchDecision, ctx: Ctx, _steward: Steward) -> DecisionsApplied:
     """The same decision on many lines, all or nothing."""
     decision = OwnerDecision.model_validate(body.model_dump(exclude={"line_ids"}))
-    lines = []
-    for line_id in dict.fromkeys(body.line_ids):
-        line = await engine.get_line(
-            session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-        )
+    lines = await engine.lock_lines(
+        session=ctx.session, principal=ctx.principal, line_ids=body.line_ids
+    )
+    for line in lines:
         await engine.decide(ctx, line, decision)
-        lines.append(line)
     await ctx.session.flush()
     grants = await engine.grants_by_line(ctx.session, lines)
     result = DecisionsApplied(

@@ -88,6 +88,9 @@ class RowFilter(BaseModel):
     value: Any
 
 
+MAX_ROW_FILTERS = 20
+
+
 class Conditions(BaseModel):
     """Structured conditions of an approval; everything the delivery side can enforce."""
 
@@ -101,7 +104,7 @@ class Conditions(BaseModel):
         description="An item code: downloads are summed per value of that column. Any other "
         "word names the granularity the owner's releases already have (delivered as is).",
     )
-    row_filter: list[RowFilter] = Field(default_factory=list, max_length=20)
+    row_filter: list[RowFilter] = Field(default_factory=list, max_length=MAX_ROW_FILTERS)
     purpose: Annotated[str, StringConstraints(max_length=1000)] | None = None
     valid_until: date | None = None
     no_reshare: bool = False
@@ -181,6 +184,23 @@ class LeaderDecision(BaseModel):
         return self
 
 
+class ProposedTerms(BaseModel):
+    """A four-eyes line's pending approval: what the next steward is asked to agree to."""
+
+    by: str = Field(description="The steward who proposed these terms.")
+    decision: Literal["approve", "approve_with_conditions"]
+    conditions: Conditions
+    proposed_at: datetime | None
+    differences: list[str] = Field(
+        default_factory=list,
+        description="Where these terms loosen the proposal they replaced; empty for a first "
+        "approval. Nothing is granted until another steward agrees.",
+    )
+    supersedes_by: str | None = Field(
+        default=None, description="Whose stricter proposal these terms replaced, if any."
+    )
+
+
 class LineRead(BaseModel):
     id: uuid.UUID
     request_id: uuid.UUID
@@ -204,6 +224,7 @@ class LineRead(BaseModel):
     question: str | None
     answer: str | None
     awaiting_second_approval: bool
+    proposed_terms: ProposedTerms | None = None
     conditions: Conditions | None
     declaration: Declaration | None
     reason: str | None

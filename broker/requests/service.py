@@ -18,6 +18,7 @@ from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject
 from broker.auth.models import Role
 from broker.auth.principal import Principal
+from broker.catalog_api.viewer import viewer_of
 from broker.config import Settings
 from broker.grants.models import Grant
 from broker.requests import clock
@@ -33,8 +34,10 @@ from broker.requests.schemas import (
     LeaderDecision,
     LineIn,
     OwnerDecision,
+    ProposedTerms,
     RequestCreate,
 )
+from broker.requests.terms import combine, is_unconditional, loosenings
 from broker.scenarios.models import Phase, Scenario
 from catalog.datasets.freshness import CYCLE_LENGTH
 from catalog.datasets.models import DataItem, Dataset
@@ -103,6 +106,21 @@ def is_overdue(line: RequestLine, now: datetime) -> bool:
     )
 
 
+def proposed_terms(line: RequestLine) -> ProposedTerms | None:
+    """The pending four-eyes proposal as the next steward (and the requester) sees it."""
+    pending = line.pending_approval
+    if pending is None:
+        return None
+    return ProposedTerms(
+        by=pending["by"],
+        decision=pending["decision"],
+        conditions=Conditions.model_validate(pending.get("conditions") or {}),
+        proposed_at=datetime.fromisoformat(pending["at"]) if pending.get("at") else None,
+        differences=pending.get("differences", []),
+        supersedes_by=(pending.get("supersedes") or {}).get("by"),
+    )
+
+
 def _is_requesting_side(principal: Principal, request: Request) -> bool:
     return principal.department_id == request.requesting_department_id
 
@@ -151,21 +169,22 @@ async def get_line(
 
 
 async def _scenario_for(session: AsyncSession, principal: Principal, code: str) -> Scenario:
+    """The caller's scenario; one it takes no part in reads exactly like an unknown code."""
     scenario = await session.scalar(select(Scenario).where(Scenario.code == code))
-    if scenario is None:
-        raise InvalidInput(
-            f"No scenario has the code '{code}'.",
-            errors=[
-                FieldError("body.scenario_code", "Create the scenario first, or fix the code.")
-            ],
-        )
-    takes_part = (
+    takes_part = scenario is not None and (
         scenario.lead_department_id == principal.department_id
         or principal.department_code in scenario.members
     )
-    if not takes_part:
-        raise Forbidden(
-            f"'{principal.department_code}' is neither the lead nor a member of scenario '{code}'."
+    if scenario is None or not takes_part:
+        raise InvalidInput(
+            f"No scenario you take part in has the code '{code}'.",
+            errors=[
+                FieldError(
+                    "body.scenario_code",
+                    "Use the code of a scenario your department leads or is a member of "
+                    "(GET /v1/scenarios), or create it first.",
+                )
+            ],
         )
     if scenario.phase == Phase.retired:
         raise Conflict(f"Scenario '{code}' is retired; it takes no new requests.")
@@ -180,14 +199,30 @@ def _check_usage_period(start: date, end: date, today: date) -> None:
         )
 
 
-async def _published_dataset(session: AsyncSession, code: str, location: str) -> Dataset:
+def _hidden_from(principal: Principal, dataset: Dataset) -> bool:
+    """Another department's draft, which the catalog does not show the caller."""
+    return dataset.status == DatasetStatus.draft and not viewer_of(principal).may_see_drafts_of(
+        dataset.owner_department_id
+    )
+
+
+def _unknown_dataset(code: str, location: str) -> InvalidInput:
+    return InvalidInput(
+        f"No dataset has the code '{code}'.",
+        errors=[FieldError(location, "Use a code from the catalog (GET /v1/datasets).")],
+    )
+
+
+async def _published_dataset(
+    session: AsyncSession, principal: Principal, code: str, location: str
+) -> Dataset:
+    """A requestable dataset; another department's draft reads exactly like an unknown code."""
     dataset = await session.scalar(select(Dataset).where(Dataset.code == code))
     if dataset is None:
-        raise InvalidInput(
-            f"No dataset has the code '{code}'.",
-            errors=[FieldError(location, "Use a code from the catalog (GET /v1/datasets).")],
-        )
+        raise _unknown_dataset(code, location)
     if dataset.status != DatasetStatus.published:
+        if _hidden_from(principal, dataset):
+            raise _unknown_dataset(code, location)
         raise InvalidInput(
             f"Dataset '{code}' is {dataset.status.value}; only published datasets can be "
             "requested.",
@@ -197,21 +232,20 @@ async def _published_dataset(session: AsyncSession, code: str, location: str) ->
 
 
 async def _line_from(
-    session: AsyncSession, spec: LineIn, position: int, location: str
+    session: AsyncSession, principal: Principal, spec: LineIn, position: int, location: str
 ) -> RequestLine:
     freshness = spec.freshness_need.model_dump(mode="json") if spec.freshness_need else None
     if spec.item_code is not None:
         item = await session.scalar(select(DataItem).where(DataItem.code == spec.item_code))
-        if item is None:
+        dataset = await session.get(Dataset, item.dataset_id) if item else None
+        if item is None or dataset is None or _hidden_from(principal, dataset):
             raise InvalidInput(
                 f"No data item has the code '{spec.item_code}'.",
                 errors=[
                     FieldError(f"{location}.item_code", "Use an item code from GET /v1/items.")
                 ],
             )
-        dataset = await session.get(Dataset, item.dataset_id)
-        assert dataset is not None
-        await _published_dataset(session, dataset.code, f"{location}.item_code")
+        await _published_dataset(session, principal, dataset.code, f"{location}.item_code")
         return RequestLine(
             position=position,
             kind=LineKind.item,
@@ -222,7 +256,9 @@ async def _line_from(
             freshness_need=freshness,
         )
     if spec.dataset_code is not None:
-        dataset = await _published_dataset(session, spec.dataset_code, f"{location}.dataset_code")
+        dataset = await _published_dataset(
+            session, principal, spec.dataset_code, f"{location}.dataset_code"
+        )
         return RequestLine(
             position=position,
             kind=LineKind.dataset,
@@ -265,7 +301,9 @@ async def create_request(ctx: Context, data: RequestCreate) -> Request:
     )
     ctx.session.add(request)
     for index, spec in enumerate(data.lines):
-        request.lines.append(await _line_from(ctx.session, spec, index, f"body.lines.{index}"))
+        request.lines.append(
+            await _line_from(ctx.session, ctx.principal, spec, index, f"body.lines.{index}")
+        )
     await ctx.session.flush()
     await audit.record(
         ctx.session,
@@ -292,7 +330,9 @@ async def add_lines(
     position = len(request.lines)
     added = 0
     for index, spec in enumerate(specs):
-        request.lines.append(await _line_from(ctx.session, spec, position, f"body.lines.{index}"))
+        request.lines.append(
+            await _line_from(ctx.session, ctx.principal, spec, position, f"body.lines.{index}")
+        )
         position += 1
         added += 1
     unknown: list[str] = []
@@ -576,38 +616,24 @@ async def decide(ctx: Context, line: RequestLine, decision: OwnerDecision) -> Re
         line.declaration = declaration
     line.decided_at = ctx.now
     if decision.decision in ("approve", "approve_with_conditions"):
-        conditions = decision.conditions
-        if conditions is not None:
-            check_conditions(line, conditions, "body.conditions")
-        proposal = {
-            "by": ctx.principal.subject,
-            "decision": decision.decision,
-            "conditions": conditions.model_dump(mode="json") if conditions else None,
-        }
+        if decision.conditions is not None:
+            check_conditions(line, decision.conditions, "body.conditions")
+        terms = decision.conditions or Conditions()
         if needs_two_approvers(line):
-            first = line.pending_approval
-            if first is None:
-                line.pending_approval = proposal
-                await _move(
-                    ctx, line, decision.decision, S.pending_owner, {"four_eyes": "first approval"}
-                )
+            agreed = await _four_eyes(ctx, line, decision.decision, terms)
+            if agreed is None:
                 return line
-            if first["by"] == ctx.principal.subject:
-                raise Conflict(
-                    "You gave the first approval; a second, different steward must approve.",
-                    extra={"state": line.state.value},
-                )
+            terms = agreed
         line.pending_approval = None
-        if decision.decision == "approve":
-            await _move(ctx, line, "approve", S.approved, {"declaration": declaration})
+        if is_unconditional(terms):
+            await _move(ctx, line, decision.decision, S.approved, {"declaration": declaration})
             await issue_grant(ctx, line, None)
         else:
-            assert conditions is not None
-            line.conditions = conditions.model_dump(mode="json")
+            line.conditions = terms.model_dump(mode="json")
             await _move(
                 ctx,
                 line,
-                "approve_with_conditions",
+                decision.decision,
                 S.approved_with_conditions,
                 {"declaration": declaration, "conditions": line.conditions},
             )
@@ -626,6 +652,58 @@ async def decide(ctx: Context, line: RequestLine, decision: OwnerDecision) -> Re
     else:
         await _register(ctx, line, decision.item_code or "")
     return line
+
+
+async def _four_eyes(
+    ctx: Context, line: RequestLine, decision: str, terms: Conditions
+) -> Conditions | None:
+    """The terms two stewards agree on, or None while the line waits for a second approval.
+
+    The first approval is a proposal the next steward sees on the line. An approval at least as
+    strict as the pending proposal completes the pair, and the combined terms (never looser than
+    either) take effect. One that is looser in any respect grants nothing: it becomes the pending
+    proposal, naming what it loosens, until another steward (the first, or a third) agrees to it.
+    """
+    mine: dict[str, Any] = {
+        "by": ctx.principal.subject,
+        "decision": decision,
+        "conditions": terms.model_dump(mode="json"),
+        "at": ctx.now.isoformat(),
+    }
+    pending = line.pending_approval
+    if pending is None:
+        line.pending_approval = mine
+        await _move(
+            ctx,
+            line,
+            decision,
+            S.pending_owner,
+            {"four_eyes": "first approval", "conditions": mine["conditions"]},
+        )
+        return None
+    if pending["by"] == ctx.principal.subject:
+        raise Conflict(
+            "You made the pending proposal; a second, different steward must approve.",
+            extra={"state": line.state.value},
+        )
+    proposed = Conditions.model_validate(pending.get("conditions") or {})
+    differences = loosenings(terms, proposed)
+    agreed = None if differences else combine(proposed, terms)
+    if agreed is not None:
+        return agreed
+    line.pending_approval = {
+        **mine,
+        "differences": differences,
+        "supersedes": {"by": pending["by"], "conditions": pending.get("conditions")},
+    }
+    await _move(
+        ctx,
+        line,
+        decision,
+        S.pending_owner,
+        {"four_eyes": "looser than the pending proposal", "differences": differences},
+    )
+    return None
 
 
 async def _reroute(ctx: Context, line: RequestLine, code: str) -> None:
@@ -803,3 +881,29 @@ async def grants_by_line(
         await session.execute(select(Grant.line_id, Grant.id).where(Grant.line_id.in_(ids)))
     ).all()
     return {line_id: grant_id for line_id, grant_id in rows}
+
+
+async def lock_lines(
+    *, session: AsyncSession, principal: Principal, line_ids: Iterable[uuid.UUID]
+) -> list[RequestLine]:
+    """Lines the caller may see, all locked by one statement in id order, as asked for.
+
+    A batch that locked its lines one by one in the caller's order, deciding each (and so taking
+    the audit chain's lock) before locking the next, deadlocked against an overlapping batch on
+    PostgreSQL. Locked up front in one canonical order, overlapping batches queue on their first
+    shared line instead; they take the chain's lock only once they hold every line.
+    """
+    wanted = list(dict.fromkeys(line_ids))
+    query = (
+        select(RequestLine)
+        .where(RequestLine.id.in_(wanted))
+        .order_by(RequestLine.id)
+        .with_for_update(of=RequestLine)
+        .execution_options(populate_existing=True)
+    )
+    found = {line.id: line for line in (await session.scalars(query)).unique()}
+    for line_id in wanted:
+        line = found.get(line_id)
+        if line is None or not _may_see_line(principal, line):
+            raise NotFound(f"No request line has the id '{line_id}'.")
+    return [found[line_id] for line_id in wanted]
