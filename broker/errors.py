@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -220,6 +220,43 @@ async def _stale_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# PostgreSQL's deadlock_detected and serialization_failure; SQLite's busy once its timeout ran out.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+_TRANSIENT_SQLITE_ERRORS = frozenset({"SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT"})
+RETRY_AFTER_SECONDS = 1
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    return (
+        getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+        or getattr(orig, "sqlite_errorname", None) in _TRANSIENT_SQLITE_ERRORS
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A transaction the database gave up on because of another one: nothing was changed.
+
+    Answered 409 with Retry-After rather than retried here: the route commits once at its end,
+    so a retry means running the whole request again, which the client can do safely and we
+    cannot do generically (the body is consumed, idempotency and audit ran in the lost
+    transaction).
+    """
+    assert isinstance(exc, DBAPIError)
+    if not _is_transient(exc):
+        return await _unexpected_error(request, exc)
+    logger.info("transient database conflict on %s: %s", request.url.path, exc.orig)
+    return problem_response(
+        request,
+        status=409,
+        code="concurrent-update",
+        title="Concurrent update",
+        detail="Another request changed the same data at the same moment and this one was "
+        f"rolled back; nothing was changed. Retry it after {RETRY_AFTER_SECONDS} second(s).",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -237,5 +274,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(StaleDataError, _stale_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import Cell, WriteOnlyCell
+from openpyxl.workbook.child import _WorkbookChild
 
 from catalog.errors import FieldError, InvalidInput
+from catalog.exports import restore_cell, safe_cell, xlsx_cell
 from catalog.sheets.layout import BY_NAME, COLUMNS, Column
 from catalog.uploads import refuse_xlsx_bombs
 
@@ -106,7 +109,7 @@ def read_sheet(data: bytes) -> list[SheetRow]:
     rows = []
     for number, cells in enumerate(table[1:], start=2):
         values = {
-            column.key: cell.strip()
+            column.key: restore_cell(cell.strip())
             for column, cell in zip(columns, cells, strict=False)
             if column is not None
         }
@@ -118,7 +121,7 @@ def write_csv(rows: Iterable[list[str]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([c.header for c in COLUMNS])
-    writer.writerows(rows)
+    writer.writerows([safe_cell(value) for value in row] for row in rows)
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -127,7 +130,14 @@ def write_xlsx(rows: Iterable[list[str]]) -> bytes:
     sheet = workbook.create_sheet("目录")
     sheet.append([c.header for c in COLUMNS])
     for row in rows:
-        sheet.append(row)
+        sheet.append([_text_cell(sheet, value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def _text_cell(sheet: _WorkbookChild, value: str) -> Cell:
+    """An explicit string cell: Excel never evaluates it, whatever it starts with."""
+    cell = WriteOnlyCell(sheet, value=xlsx_cell(value))
+    cell.data_type = "s"
+    return cell
