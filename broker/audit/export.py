@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.audit.chain import event_document, timestamp
 from broker.audit.service import EventFilter, chain_head, stream_events
+from catalog.exports import safe_cell
 
 ExportFormat = Literal["jsonl", "csv"]
 CSV_COLUMNS = [
@@ -31,19 +32,13 @@ CSV_COLUMNS = [
     "prev_hash",
     "hash",
 ]
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK_BYTES = 64 * 1024
-
-
-def neutralise(value: str) -> str:
-    """OWASP CSV injection: a cell a spreadsheet would run as a formula gets a leading quote."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _csv_row(values: list[Any]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(
-        [neutralise(v) if isinstance(v, str) else ("" if v is None else v) for v in values]
+        ["" if v is None else safe_cell(v) for v in values]
     )
     return buffer.getvalue()
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.requests.models import LineState, Request, RequestLine
 from broker.requests.service import is_overdue
 from catalog.departments.models import Department
+from catalog.exports import safe_cell
 
 S = LineState
 CATEGORY = {
@@ -144,28 +145,30 @@ async def agenda_lines(session: AsyncSession) -> list[RequestLine]:
     return list((await session.scalars(query)).all())
 
 
-def board_csv(result: Board) -> str:
+def _csv(rows: list[list[object]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["department_code", "department_name", *COLUMNS])
+    csv.writer(buffer, lineterminator="\r\n").writerows(
+        [safe_cell(value) for value in row] for row in rows
+    )
+    return buffer.getvalue()
+
+
+def board_csv(result: Board) -> str:
+    rows: list[list[object]] = [["department_code", "department_name", *COLUMNS]]
     for row in result.departments:
-        writer.writerow(
-            [row.department_code, row.department_name, *(row.counts[c] for c in COLUMNS)]
-        )
-    writer.writerow(
+        rows.append([row.department_code, row.department_name, *(row.counts[c] for c in COLUMNS)])
+    rows.append(
         [
             "TOTAL",
             f"ready {result.ready}/{result.total}",
             *(sum(r.counts[c] for r in result.departments) for c in COLUMNS),
         ]
     )
-    return buffer.getvalue()
+    return _csv(rows)
 
 
 def agenda_csv(result: Board) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(
+    rows: list[list[object]] = [
         [
             "department_code",
             "department_name",
@@ -177,9 +180,9 @@ def agenda_csv(result: Board) -> str:
             "reason",
             "line_id",
         ]
-    )
+    ]
     for line in result.outstanding:
-        writer.writerow(
+        rows.append(
             [
                 line.department_code,
                 line.department_name,
@@ -192,7 +195,7 @@ def agenda_csv(result: Board) -> str:
                 line.line_id,
             ]
         )
-    return buffer.getvalue()
+    return _csv(rows)
 
 
 def agenda_markdown(result: Board, now: datetime) -> str:

@@ -31,6 +31,7 @@ from catalog.contracts.validation import Report, validate
 from catalog.datasets import service as datasets
 from catalog.datasets.models import DataItem, Dataset
 from catalog.errors import FieldError, Forbidden, InvalidInput, NotFound
+from catalog.exports import safe_text_columns
 from catalog.vocab import Freshness
 
 DownloadFormat = Literal["csv", "jsonl", "parquet"]
@@ -272,7 +273,7 @@ def extract(
             pl.scan_parquet(source), columns=columns, conditions=grant_conditions, salt=salt
         )
         if file_format == "csv":
-            view.sink_csv(target)
+            safe_text_columns(view).sink_csv(target)
         elif file_format == "jsonl":
             view.sink_ndjson(target)
         else:
