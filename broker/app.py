@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker import migrations
+from broker.allowed_methods import AllowedMethodsMiddleware
 from broker.audit.dependencies import record_denial
 from broker.audit.router import router as audit_router
 from broker.auth.router import accounts_router, oauth_router
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (re.compile(r"^/v1/datasets/[^/]+/releases$"), settings.max_release_bytes + 64 * 1024),
         ],
     )
+    app.add_middleware(AllowedMethodsMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     app.include_router(health_router())
