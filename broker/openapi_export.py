@@ -84,6 +84,7 @@ def refine(document: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's document, changed (in place) where generated clients would be wrong or awkward."""
     _mark_uploads_binary(document)
     _name_form_bodies(document)
+    _require_if_match(document)
     _declare_problems(document)
     return document
 
@@ -148,6 +149,24 @@ def _name_form_bodies(document: dict[str, Any]) -> None:
     for old, new in renames.items():
         schemas[new] = schemas.pop(old)
         schemas[new]["title"] = new
+
+
+def _require_if_match(document: dict[str, Any]) -> None:
+    """If-Match is required where its absence is answered with 428 (RFC 6585 §3).
+
+    The route takes it as optional so that it can answer the RFC's 428 problem rather than
+    FastAPI's 422, which leaves FastAPI declaring it optional.
+    """
+    for _path, operation in _operations(document):
+        if "428" not in operation.get("responses", {}):
+            continue
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
+                parameter["required"] = True
+                schema = parameter.get("schema", {})
+                strings = [s for s in schema.get("anyOf", []) if s.get("type") == "string"]
+                if strings:
+                    parameter["schema"] = {**strings[0], "title": schema.get("title", "If-Match")}
 
 
 def _declare_problems(document: dict[str, Any]) -> None:

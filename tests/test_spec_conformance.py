@@ -1,7 +1,11 @@
 """The API does what its OpenAPI document and HTTP say: Allow headers, required headers, types."""
 
-import httpx
+from typing import Any
 
+import httpx
+import pytest
+
+import catalog_data
 from broker.openapi_export import openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -46,3 +50,34 @@ async def test_options_on_an_unknown_path_is_not_found(client: httpx.AsyncClient
     response = await client.options("/v1/nowhere")
     assert response.status_code == 404
     assert "allow" not in response.headers
+
+
+def _parameters(path: str, method: str) -> dict[str, dict[str, Any]]:
+    operation = openapi_document()["paths"][path][method]
+    return {p["name"].lower(): p for p in operation.get("parameters", [])}
+
+
+@pytest.mark.parametrize(
+    ("path", "method"), [("/v1/datasets/{code}", "patch"), ("/v1/datasets/{code}/items", "put")]
+)
+def test_if_match_is_declared_required_where_its_absence_is_428(path: str, method: str) -> None:
+    operation = openapi_document()["paths"][path][method]
+    assert _parameters(path, method)["if-match"]["required"] is True
+    assert "428" in operation["responses"]
+
+
+def test_if_match_stays_optional_where_it_is_optional() -> None:
+    assert _parameters("/v1/departments/{code}", "patch")["if-match"].get("required") is not True
+
+
+async def test_dataset_update_without_if_match_is_precondition_required(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    await admin_client.post(
+        "/v1/departments", json={"code": "stats", "name": "区统计局", "kind": "bureau"}
+    )
+    created = await admin_client.post("/v1/datasets", json=catalog_data.DATASETS[0])
+    assert created.status_code == 201, created.text
+    response = await admin_client.patch("/v1/datasets/TJ-GYQY-M", json={"title": "新标题"})
+    assert response.status_code == 428
+    assert response.json()["code"] == "precondition-required"

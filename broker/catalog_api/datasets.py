@@ -1,4 +1,4 @@
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
@@ -44,6 +44,11 @@ IfMatch = Annotated[
     str | None,
     Header(description="ETag from a GET; required (428 without it, 412 when stale)."),
 ]
+# A 428 answer makes the refined OpenAPI document declare If-Match required.
+PRECONDITIONS: dict[int | str, dict[str, Any]] = {
+    412: {"description": "If-Match names a version that is no longer current; GET it again."},
+    428: {"description": "If-Match is missing; send the ETag from your last GET."},
+}
 
 
 def summary(dataset: Dataset, *, score: int | None, item_count: int) -> DatasetSummary:
@@ -222,7 +227,7 @@ def _required_version(if_match: str | None) -> int:
     return version
 
 
-@router.patch("/datasets/{code}", response_model=DatasetRead)
+@router.patch("/datasets/{code}", response_model=DatasetRead, responses=PRECONDITIONS)
 async def update_dataset(
     code: str,
     body: DatasetUpdate,
@@ -253,7 +258,7 @@ async def update_dataset(
     return result
 
 
-@router.put("/datasets/{code}/items", response_model=DatasetRead)
+@router.put("/datasets/{code}/items", response_model=DatasetRead, responses=PRECONDITIONS)
 async def replace_dataset_items(
     code: str,
     body: DataItemsReplace,
