@@ -81,3 +81,24 @@ async def test_dataset_update_without_if_match_is_precondition_required(
     response = await admin_client.patch("/v1/datasets/TJ-GYQY-M", json={"title": "新标题"})
     assert response.status_code == 428
     assert response.json()["code"] == "precondition-required"
+
+
+@pytest.mark.parametrize("path", ["/v1/audit/events", "/v1/audit/export"])
+@pytest.mark.parametrize("name", ["since", "until"])
+@pytest.mark.parametrize("number", ["0.5", "1700000000", "-1", "1e3"])
+async def test_audit_time_filters_refuse_bare_numbers(
+    admin_client: httpx.AsyncClient, path: str, name: str, number: str
+) -> None:
+    response = await admin_client.get(path, params={name: number})
+    assert response.status_code == 422, response.text
+    assert [e["location"] for e in response.json()["errors"]] == [f"query.{name}"]
+
+
+@pytest.mark.parametrize("path", ["/v1/audit/events", "/v1/audit/export"])
+async def test_audit_time_filters_take_iso_8601_instants(
+    admin_client: httpx.AsyncClient, path: str
+) -> None:
+    response = await admin_client.get(
+        path, params={"since": "2020-01-01T00:00:00Z", "until": "2100-01-01T00:00:00+08:00"}
+    )
+    assert response.status_code == 200, response.text

@@ -1,9 +1,11 @@
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
@@ -21,13 +23,25 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 AuditReader = Annotated[Principal, Depends(require_roles(Role.auditor, Role.platform_admin))]
 
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """Pydantic reads `0.5` as seconds since 1970; an instant here is ISO 8601 and nothing else."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("Give an ISO 8601 date-time, e.g. 2026-11-01T00:00:00Z, not a number.")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_not_a_number)]
+
 
 def event_filter(
     since: Annotated[
-        datetime | None, Query(description="Events at or after this instant (ISO 8601).")
+        Instant | None, Query(description="Events at or after this instant (ISO 8601).")
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="Events strictly before this instant (half-open).")
+        Instant | None, Query(description="Events strictly before this instant (half-open).")
     ] = None,
     actor: Annotated[
         str | None, Query(max_length=200, description="Subject or client id of the actor.")
