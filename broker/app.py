@@ -32,6 +32,7 @@ from broker.delivery.storage import ReleaseStore
 from broker.departments.router import router as departments_router
 from broker.errors import install_error_handlers, problem_response
 from broker.grants.router import router as grants_router
+from broker.heavy_work import HeavyWork
 from broker.openapi_export import serve_refined_openapi
 from broker.requests.router import router as requests_router
 from broker.scenarios.router import router as scenarios_router
@@ -166,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_session_factory = make_read_session_factory(engine)
     app.state.denial_recorder = record_denial
     app.state.release_store = ReleaseStore(settings.storage_root)
+    app.state.heavy_work = HeavyWork(slots=settings.heavy_work_slots)
     app.state.external_jwks = ExternalJwks(settings) if settings.external_enabled else None
     install_error_handlers(app)
     app.add_middleware(

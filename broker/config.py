@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         description="Most rows a release may hold once unpacked. Validation holds the release in "
         "memory: about 0.6 GB per million rows of the population register's width.",
     )
+    heavy_work_slots: int = Field(
+        default=2,
+        ge=1,
+        description="CPU-heavy jobs (parsing sheets, validating and writing releases, download "
+        "extracts) one process runs at once; more wait their turn, so the event loop stays free.",
+    )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
 
     public_base_url: str = Field(

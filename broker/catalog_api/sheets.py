@@ -12,6 +12,7 @@ from broker.catalog_api.datasets import Maintainer
 from broker.catalog_api.viewer import CatalogViewer
 from broker.config import Settings
 from broker.db import SessionDep
+from broker.heavy_work import HeavyWorkDep
 from catalog import dcat
 from catalog.datasets.models import Dataset
 from catalog.errors import FieldError, TooLarge
@@ -52,6 +53,7 @@ async def import_catalog_sheet(
     _maintainer: Maintainer,
     viewer: CatalogViewer,
     actor: AuditActor,
+    heavy_work: HeavyWorkDep,
     file: Annotated[UploadFile, File(description="目录 sheet: CSV (UTF-8 or GBK) or XLSX.")],
     dry_run: Annotated[
         bool, Query(description="Report what would change without writing anything.")
@@ -60,7 +62,12 @@ async def import_catalog_sheet(
     """Create or update datasets from a 目录 sheet, all or nothing, matched by codes."""
     settings: Settings = request.app.state.settings
     data = await _read_limited(file, settings.max_import_bytes)
-    plan = await sheets.import_sheet(session=session, viewer=viewer, data=data, dry_run=dry_run)
+    owners = await sheets.owners(session=session)
+    await session.commit()  # checking a large sheet takes seconds: hold no transaction meanwhile
+    sheet = await heavy_work.run(
+        lambda: sheets.check_sheet(data=data, owners=owners, viewer=viewer)
+    )
+    plan = await sheets.apply_sheet(session=session, viewer=viewer, sheet=sheet, dry_run=dry_run)
     result = ImportResult(dry_run=dry_run, **vars(plan))
     if not dry_run:
         await audit.record(
@@ -87,14 +94,17 @@ async def import_catalog_sheet(
 async def export_catalog_sheet(
     session: SessionDep,
     viewer: CatalogViewer,
+    heavy_work: HeavyWorkDep,
     format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",
 ) -> Response:
     """The catalog in the import layout (one row per item); it re-imports with no changes."""
     rows = await sheets.export_rows(session=session, viewer=viewer)
-    if format == "xlsx":
-        content, media = sheet_io.write_xlsx(rows), XLSX_TYPE
-    else:
-        content, media = sheet_io.write_csv(rows), "text/csv; charset=utf-8"
+    write, media = (
+        (sheet_io.write_xlsx, XLSX_TYPE)
+        if format == "xlsx"
+        else (sheet_io.write_csv, "text/csv; charset=utf-8")
+    )
+    content = await heavy_work.run(lambda: write(rows))
     return Response(
         content,
         media_type=media,

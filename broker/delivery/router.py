@@ -23,6 +23,7 @@ from broker.delivery.models import Release
 from broker.delivery.schemas import FreshnessReport, ReleasePage, ReleaseRead, ValidationReport
 from broker.delivery.service import MEDIA_TYPES, DownloadFormat, Staged
 from broker.delivery.storage import ReleaseStore
+from broker.heavy_work import HeavyWorkDep
 from broker.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from catalog.base import utcnow
 from catalog.contracts.reading import FileFormat, format_of
@@ -100,6 +101,7 @@ async def publish_release(
     _maintainer: Maintainer,
     viewer: CatalogViewer,
     actor: AuditActor,
+    heavy_work: HeavyWorkDep,
     file: Annotated[
         UploadFile, File(description="CSV (UTF-8 or GBK), XLSX, JSON Lines or Parquet.")
     ],
@@ -123,7 +125,7 @@ async def publish_release(
     await session.commit()  # validation can take seconds: hold no transaction meanwhile
     staged = await _stage(file, store, settings.max_release_bytes)
     try:
-        checked = await anyio.to_thread.run_sync(
+        checked = await heavy_work.run(
             lambda: service.check_and_store(
                 store=store,
                 staged=staged,
@@ -218,6 +220,7 @@ async def download_grant_data(
     session: SessionDep,
     principal: Recipient,
     actor: AuditActor,
+    heavy_work: HeavyWorkDep,
     format: Annotated[DownloadFormat, Query(description="csv, jsonl or parquet.")] = "csv",
     release: Annotated[
         str, Query(description="`latest` or a release id.", max_length=64)
@@ -232,7 +235,7 @@ async def download_grant_data(
     storage_key, columns = chosen.storage_key, list(grant.columns)
     grant_conditions, salt = dict(grant.conditions), bytes.fromhex(grant.mask_salt)
     await session.commit()
-    result = await anyio.to_thread.run_sync(
+    result = await heavy_work.run(
         lambda: service.extract(
             store=store,
             storage_key=storage_key,

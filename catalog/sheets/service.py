@@ -1,7 +1,8 @@
 """Sheet import (all or nothing, upsert by codes) and export in the same layout."""
 
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,22 @@ VOCABULARY: dict[str, type[Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class Owner:
+    """A department a sheet row may name, as far as checking the sheet needs it."""
+
+    id: uuid.UUID
+    code: str
+
+
+@dataclass
+class CheckedSheet:
+    """A sheet whose every row passed: one spec per dataset, with its first row's number."""
+
+    rows: int
+    specs: list[tuple[DatasetCreate, int]]
+
+
 @dataclass
 class ImportPlan:
     rows: int
@@ -108,7 +125,7 @@ def _number(raw: str, row: int, key: str, errors: _Errors) -> float | None:
 
 
 def _dataset_fields(
-    first: SheetRow, owners: dict[str, Department], errors: _Errors
+    first: SheetRow, owners: Mapping[str, Owner], errors: _Errors
 ) -> dict[str, Any]:
     v = first.values
     n = first.number
@@ -254,26 +271,25 @@ def _canonical_dataset(dataset: Dataset) -> dict[str, Any]:
     return fields
 
 
-async def _owners(session: AsyncSession) -> dict[str, Department]:
-    result: dict[str, Department] = {}
+async def owners(*, session: AsyncSession) -> dict[str, Owner]:
+    """Every department a sheet may name as owner, by code (any case) and by name."""
+    result: dict[str, Owner] = {}
     for department in (await session.scalars(select(Department))).all():
-        result[department.code] = department
-        result[department.code.lower()] = department
-        result[department.name] = department
+        owner = Owner(department.id, department.code)
+        result[department.code] = owner
+        result[department.code.lower()] = owner
+        result[department.name] = owner
     return result
 
 
-async def import_sheet(
-    *, session: AsyncSession, viewer: Viewer, data: bytes, dry_run: bool
-) -> ImportPlan:
-    """Create or update every dataset a sheet describes, or nothing at all.
+def check_sheet(*, data: bytes, owners: Mapping[str, Owner], viewer: Viewer) -> CheckedSheet:
+    """Parse a sheet and check every row against the catalog's rules, or raise naming each problem.
 
-    Every row is checked before anything is written; errors name the row, the column and the fix.
-    Datasets are matched by code, so importing the same sheet twice changes nothing.
+    No database work: a large sheet keeps a CPU busy for seconds, so callers run this off the
+    event loop and hold no transaction meanwhile.
     """
     rows = read_sheet(data)
     errors = _Errors()
-    owners = await _owners(session)
     specs: list[tuple[DatasetCreate, list[SheetRow]]] = []
     refused: list[FieldError] = []
     for group in list(_groups(rows, errors)):
@@ -322,16 +338,25 @@ async def import_sheet(
             "Fix each one listed.",
             errors=errors.items,
         )
+    return CheckedSheet(rows=len(rows), specs=[(spec, group[0].number) for spec, group in specs])
 
-    plan = ImportPlan(rows=len(rows))
-    for spec, group in specs:
+
+async def apply_sheet(
+    *, session: AsyncSession, viewer: Viewer, sheet: CheckedSheet, dry_run: bool
+) -> ImportPlan:
+    """Create or update every dataset of a checked sheet (or, on a dry run, say what would change).
+
+    Datasets are matched by code, so importing the same sheet twice changes nothing.
+    """
+    plan = ImportPlan(rows=sheet.rows)
+    for spec, first_row in sheet.specs:
         existing = await datasets.find_by_code(session=session, code=spec.code)
         if existing is None:
             plan.created.append(spec.code)
         else:
             if not viewer.may_edit(existing.owner_department_id):
                 raise Forbidden(
-                    f"Dataset '{spec.code}' (row {group[0].number}) belongs to "
+                    f"Dataset '{spec.code}' (row {first_row}) belongs to "
                     f"'{existing.owner_code}'; you may not change it."
                 )
             old, new = _canonical_dataset(existing), _canonical_spec(spec)
@@ -346,9 +371,21 @@ async def import_sheet(
             await _apply(session, viewer, spec, existing, plan)
         except DomainError as exc:
             raise type(exc)(
-                f"Row {group[0].number} ({spec.code}): {exc.detail}", errors=exc.errors
+                f"Row {first_row} ({spec.code}): {exc.detail}", errors=exc.errors
             ) from exc
     return plan
+
+
+async def import_sheet(
+    *, session: AsyncSession, viewer: Viewer, data: bytes, dry_run: bool
+) -> ImportPlan:
+    """Create or update every dataset a sheet describes, or nothing at all.
+
+    Every row is checked before anything is written; errors name the row, the column and the fix.
+    Checking runs on the caller's thread: the HTTP route calls `check_sheet` off the event loop.
+    """
+    sheet = check_sheet(data=data, owners=await owners(session=session), viewer=viewer)
+    return await apply_sheet(session=session, viewer=viewer, sheet=sheet, dry_run=dry_run)
 
 
 async def _apply(
