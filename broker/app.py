@@ -4,6 +4,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -28,7 +29,7 @@ from broker.config import Settings
 from broker.coordination.router import router as coordination_router
 from broker.db import make_engine, make_read_session_factory, make_session_factory
 from broker.delivery.router import router as delivery_router
-from broker.delivery.storage import ReleaseStore
+from broker.delivery.storage import ReleaseStore, keep_staging_swept
 from broker.departments.router import router as departments_router
 from broker.errors import install_error_handlers, problem_response
 from broker.grants.router import router as grants_router
@@ -147,8 +148,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(app.state.release_store.sweep_staging)
-        yield
+        async with anyio.create_task_group() as background:
+            background.start_soon(
+                partial(
+                    keep_staging_swept,
+                    app.state.release_store,
+                    every=settings.staging_sweep_interval_seconds,
+                    older_than=settings.staging_max_age_seconds,
+                )
+            )
+            try:
+                yield
+            finally:
+                background.cancel_scope.cancel()
         await engine.dispose()
 
     # Docs assets are served by the broker itself: government networks often reach no CDN.

@@ -1,5 +1,6 @@
 """Release storage behind an fsspec URL, as replicas sharing an object store would use it."""
 
+import asyncio
 import os
 import time
 import uuid
@@ -10,6 +11,7 @@ import httpx
 import polars as pl
 import pytest
 
+from broker.app import create_app
 from broker.config import Settings
 from broker.delivery.storage import ReleaseStore
 from conftest import Identities
@@ -61,3 +63,54 @@ def test_staging_files_left_by_a_crash_are_swept_once_old(tmp_path: Path) -> Non
     assert store.sweep_staging() == 1
     assert not old.exists()
     assert fresh.exists()
+
+
+def _last_written(path: Path, seconds_ago: float) -> None:
+    when = time.time() - seconds_ago
+    os.utime(path, (when, when))
+
+
+def test_a_long_upload_still_being_written_survives_the_sweep(tmp_path: Path) -> None:
+    store = ReleaseStore(str(tmp_path / "releases"))
+    abandoned, arriving = store.staging_file(".csv"), store.staging_file(".csv")
+    abandoned.write_text("half a file")
+    arriving.write_text("the first chunks")
+    _last_written(abandoned, 7200)
+    _last_written(arriving, 7200)  # begun two hours ago...
+    with arriving.open("a") as sink:  # ...and written to just now
+        sink.write("the next chunk")
+
+    assert store.sweep_staging(older_than=600) == 1
+    assert not abandoned.exists()
+    assert arriving.exists()
+
+
+async def test_a_running_app_sweeps_abandoned_staging_files_without_a_restart(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = create_app(
+        Settings(
+            database_url=database_url,
+            storage_root=str(tmp_path / "releases"),
+            staging_sweep_interval_seconds=0.05,
+            staging_max_age_seconds=600,
+        )
+    )
+    store: ReleaseStore = app.state.release_store
+    async with app.router.lifespan_context(app):
+        abandoned, arriving = store.staging_file(".csv"), store.staging_file(".csv")
+        abandoned.write_text("what a killed upload left")
+        arriving.write_text("an upload in progress")
+        _last_written(abandoned, 601)
+        for _ in range(400):
+            if not abandoned.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not abandoned.exists(), "the abandoned file outlived several sweep intervals"
+        assert arriving.exists()
+
+    after_shutdown = store.staging_file(".csv")
+    after_shutdown.write_text("left after the app stopped")
+    _last_written(after_shutdown, 601)
+    await asyncio.sleep(0.3)
+    assert after_shutdown.exists(), "the sweep kept running after shutdown"

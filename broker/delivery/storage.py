@@ -5,6 +5,7 @@ shared by every API replica. Files are staged on local disk first, so an interru
 crash mid-write leaves at most a staging file, never a half-written release under its real name.
 """
 
+import logging
 import os
 import shutil
 import tempfile
@@ -12,10 +13,12 @@ import time
 import uuid
 from pathlib import Path
 
+import anyio
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 STAGING_MAX_AGE_SECONDS = 3600
+logger = logging.getLogger("broker.delivery.storage")
 
 
 class ReleaseStore:
@@ -65,16 +68,41 @@ class ReleaseStore:
         return bool(self.fs.exists(f"{self.root}/{key}"))
 
     def sweep_staging(self, older_than: float = STAGING_MAX_AGE_SECONDS) -> int:
-        """Remove staging files a crashed process left behind; returns how many."""
+        """Remove staging files nobody has written for `older_than` seconds; returns how many.
+
+        Age counts from the last write (mtime), so an upload still arriving, however long it
+        has run, keeps its file. Files vanishing meanwhile (a request finishing) are no error.
+        """
         cutoff = time.time() - older_than
         removed = 0
         if not self.staging.is_dir():
             return 0
         for path in self.staging.iterdir():
-            if path.stat().st_mtime < cutoff:
-                if path.is_dir():
+            try:
+                if path.lstat().st_mtime >= cutoff:
+                    continue
+                if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
-                    path.unlink(missing_ok=True)
-                removed += 1
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
         return removed
+
+
+async def keep_staging_swept(store: ReleaseStore, *, every: float, older_than: float) -> None:
+    """Sweep the staging area now and every `every` seconds until cancelled.
+
+    A killed upload leaves its partial file behind (one probe left 160 MB); sweeping only at
+    start-up kept such files until some replica restarted.
+    """
+    while True:
+        try:
+            removed = await anyio.to_thread.run_sync(store.sweep_staging, older_than)
+        except OSError:
+            logger.exception("sweeping the staging area %s failed; retrying later", store.staging)
+        else:
+            if removed:
+                logger.info("removed %d abandoned staging file(s) from %s", removed, store.staging)
+        await anyio.sleep(every)
