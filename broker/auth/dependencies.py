@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+from anyio import CapacityLimiter
 from fastapi import Depends, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
@@ -75,3 +76,16 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
 
 PlatformAdmin = Annotated[Principal, Depends(require_roles(Role.platform_admin))]
+
+
+def secret_hashing_limiter(request: Request) -> CapacityLimiter:
+    """The process's one bound on concurrent scrypt work (`auth_hash_concurrency`)."""
+    state = request.app.state
+    limiter: CapacityLimiter | None = getattr(state, "secret_hashing_limiter", None)
+    if limiter is None:
+        limiter = CapacityLimiter(state.settings.auth_hash_concurrency)
+        state.secret_hashing_limiter = limiter
+    return limiter
+
+
+HashingLimiter = Annotated[CapacityLimiter, Depends(secret_hashing_limiter)]

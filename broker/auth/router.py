@@ -10,7 +10,7 @@ from broker.audit.dependencies import AuditActor, actor_of
 from broker.audit.service import Actor, AuditObject, Outcome
 from broker.auth import keys, tokens
 from broker.auth import service as accounts
-from broker.auth.dependencies import PlatformAdmin
+from broker.auth.dependencies import HashingLimiter, PlatformAdmin
 from broker.auth.models import Account, Role
 from broker.auth.schemas import (
     AccessToken,
@@ -67,7 +67,9 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     openapi_extra=_TOKEN_FORM,
     responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
 )
-async def issue_token(request: Request, session: SessionDep, response: Response) -> AccessToken:
+async def issue_token(
+    request: Request, session: SessionDep, response: Response, limiter: HashingLimiter
+) -> AccessToken:
     """RFC 6749 §4.4 client credentials: exchange a client id and secret for an access token."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type != "application/x-www-form-urlencoded":
@@ -101,7 +103,11 @@ async def issue_token(request: Request, session: SessionDep, response: Response)
     settings: Settings = request.app.state.settings
     try:
         account = await accounts.authenticate_client(
-            session=session, settings=settings, client_id=client_id, client_secret=secret
+            session=session,
+            settings=settings,
+            limiter=limiter,
+            client_id=client_id,
+            client_secret=secret,
         )
     except OAuthError as refusal:
         # Keep the failure count, and the attempt on record, even though the request fails.
@@ -198,8 +204,9 @@ async def create_account(
     _admin: PlatformAdmin,
     actor: AuditActor,
     response: Response,
+    limiter: HashingLimiter,
 ) -> AccountCreated:
-    account, secret = await accounts.create(session=session, data=body)
+    account, secret = await accounts.create(session=session, data=body, limiter=limiter)
     await audit.record(
         session,
         actor,
@@ -270,10 +277,15 @@ async def enable_account(
 
 @accounts_router.post("/{name}/secret", response_model=ClientSecret)
 async def rotate_client_secret(
-    name: str, session: SessionDep, _admin: PlatformAdmin, actor: AuditActor, response: Response
+    name: str,
+    session: SessionDep,
+    _admin: PlatformAdmin,
+    actor: AuditActor,
+    response: Response,
+    limiter: HashingLimiter,
 ) -> ClientSecret:
     account = await accounts.get_by_name(session=session, name=name)
-    secret = await accounts.rotate_secret(session=session, account=account)
+    secret = await accounts.rotate_secret(session=session, account=account, limiter=limiter)
     await audit.record(
         session, actor, "account.secret_rotated", AuditObject("account", account.name)
     )

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from anyio import CapacityLimiter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,7 +52,9 @@ async def list_accounts(
     return list((await session.scalars(query)).all())
 
 
-async def create(*, session: AsyncSession, data: AccountCreate) -> tuple[Account, str | None]:
+async def create(
+    *, session: AsyncSession, data: AccountCreate, limiter: CapacityLimiter | None = None
+) -> tuple[Account, str | None]:
     """Create a person or client account; a client gets a secret, returned once."""
     if await find_by_name(session=session, name=data.name) is not None:
         raise Conflict(
@@ -73,7 +76,7 @@ async def create(*, session: AsyncSession, data: AccountCreate) -> tuple[Account
         kind=data.kind,
         department=department,
         roles=[r.value for r in roles],
-        secret_hash=hash_secret(secret) if secret else None,
+        secret_hash=await hash_secret(secret, limiter=limiter) if secret else None,
     )
     session.add(account)
     await session.flush()
@@ -95,14 +98,16 @@ async def set_disabled(*, session: AsyncSession, account: Account, disabled: boo
     return account
 
 
-async def rotate_secret(*, session: AsyncSession, account: Account) -> str:
+async def rotate_secret(
+    *, session: AsyncSession, account: Account, limiter: CapacityLimiter | None = None
+) -> str:
     if account.kind != AccountKind.client:
         raise Conflict(
             f"'{account.name}' is a person; people sign in through the identity provider, "
             "only clients have secrets."
         )
     secret = new_secret()
-    account.secret_hash = hash_secret(secret)
+    account.secret_hash = await hash_secret(secret, limiter=limiter)
     account.failed_attempts = 0
     account.locked_until = None
     await session.flush()
@@ -110,7 +115,12 @@ async def rotate_secret(*, session: AsyncSession, account: Account) -> str:
 
 
 async def authenticate_client(
-    *, session: AsyncSession, settings: Settings, client_id: str, client_secret: str
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    limiter: CapacityLimiter,
+    client_id: str,
+    client_secret: str,
 ) -> Account:
     """RFC 6749 §2.3.1 client authentication, with back-off after repeated wrong secrets.
 
@@ -128,7 +138,9 @@ async def authenticate_client(
             status=401,
             retry_after=wait,
         )
-    valid = verify_secret(client_secret, account.secret_hash if account else None)
+    valid = await verify_secret(
+        client_secret, account.secret_hash if account else None, limiter=limiter
+    )
     if account is None or not valid:
         if account is not None:
             account.failed_attempts += 1
