@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog.errors import (
     Conflict,
@@ -269,7 +270,41 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class LastResortMiddleware:
+    """Answer an unexpected exception with the 500 problem and keep the connection usable.
+
+    Starlette's own last resort (ServerErrorMiddleware) sends the same answer and then re-raises,
+    and uvicorn closes a connection whose application raised after responding: the client's
+    next keep-alive request was reset. A response already started can only be cut off.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The problem handlers and, as the innermost middleware, the last resort for the rest."""
+    app.add_middleware(LastResortMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
