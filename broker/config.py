@@ -36,6 +36,23 @@ class Settings(BaseSettings):
         description="Most rows a release may hold once unpacked. Validation holds the release in "
         "memory: about 0.6 GB per million rows of the population register's width.",
     )
+    heavy_work_slots: int = Field(
+        default=2,
+        ge=1,
+        description="CPU-heavy jobs (parsing sheets, validating and writing releases, download "
+        "extracts) one process runs at once; more wait their turn, so the event loop stays free.",
+    )
+    staging_sweep_interval_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How often each process removes staging files that uploads or crashes left.",
+    )
+    staging_max_age_seconds: float = Field(
+        default=3600,
+        ge=60,
+        description="A staging file not written for this long is abandoned and removed. Well "
+        "above the longest validation, which reads its staged upload without writing it.",
+    )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
 
     public_base_url: str = Field(
