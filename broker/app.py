@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
@@ -34,6 +34,7 @@ from broker.departments.router import router as departments_router
 from broker.errors import install_error_handlers, problem_response
 from broker.grants.router import router as grants_router
 from broker.heavy_work import HeavyWork
+from broker.inputs import check_inputs
 from broker.openapi_export import serve_refined_openapi
 from broker.requests.router import router as requests_router
 from broker.scenarios.router import router as scenarios_router
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,
+        dependencies=[Depends(check_inputs)],
     )
     serve_refined_openapi(app)
     app.state.settings = settings
