@@ -70,7 +70,20 @@ def _parsed(text: pl.Expr, data_type: DataType) -> pl.Expr:
 
 
 def _typed(frame: pl.DataFrame, item: DataItem) -> tuple[pl.Expr, pl.Expr]:
-    """The column converted to its declared type, and which rows failed the conversion."""
+    """The column converted to its declared type, and which rows failed the conversion.
+
+    NaN and ±Infinity (as text, "1e999", or floats in Parquet and JSON Lines) are not decimals:
+    no minimum or maximum can judge them and no receiver can compute with them.
+    """
+    converted, bad = _converted(frame, item)
+    if item.data_type != DataType.decimal:
+        return converted, bad
+    not_a_number = converted.is_nan() | converted.is_infinite()
+    finite = pl.when(not_a_number).then(None).otherwise(converted).alias(item.code)
+    return finite, bad | not_a_number.fill_null(False)
+
+
+def _converted(frame: pl.DataFrame, item: DataItem) -> tuple[pl.Expr, pl.Expr]:
     target = DTYPES[item.data_type]
     source = frame.schema[item.code]
     column = pl.col(item.code)

@@ -34,8 +34,13 @@ def deadlines(
         return epoch, epoch
     if length is None:
         return None, None
-    due = last_updated + length + timedelta(days=lag_days)
-    return due, due + length
+    try:
+        due = last_updated + length + timedelta(days=lag_days)
+        return due, due + length
+    except OverflowError:
+        # Only a date stored before input was bounded to 1900..2200 gets here: past the
+        # calendar's end nothing can fall due.
+        return None, None
 
 
 def freshness_at(now: datetime, due_at: datetime | None, stale_at: datetime | None) -> Freshness:
