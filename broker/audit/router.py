@@ -16,7 +16,14 @@ from broker.auth.dependencies import require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.db import SessionDep
-from broker.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from broker.pagination import (
+    CursorInt,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from catalog.errors import FieldError, InvalidInput
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -92,8 +99,8 @@ async def list_audit_events(
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> AuditEventPage:
-    position = decode_cursor(cursor, keys={"seq"})
-    filters.after_seq = int(position["seq"]) if position else None
+    position = decode_cursor(cursor, keys={"seq": CursorInt})
+    filters.after_seq = position["seq"] if position else None
     rows = await audit.list_events(session=session, filters=filters, limit=limit + 1)
     next_cursor = encode_cursor({"seq": rows[limit - 1].seq}) if len(rows) > limit else None
     return AuditEventPage(

@@ -25,7 +25,14 @@ from broker.auth.schemas import (
 from broker.config import Settings
 from broker.db import SessionDep
 from broker.errors import OAuthError
-from broker.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from broker.pagination import (
+    CursorQuery,
+    CursorText,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 
 oauth_router = APIRouter(tags=["oauth"])
 accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -184,7 +191,7 @@ async def list_accounts(
     limit: LimitQuery = 50,
     department: Annotated[str | None, Query(max_length=32, description="Department code")] = None,
 ) -> AccountPage:
-    position = decode_cursor(cursor, keys={"name"})
+    position = decode_cursor(cursor, keys={"name": CursorText})
     rows = await accounts.list_accounts(
         session=session,
         after_name=position["name"] if position else None,

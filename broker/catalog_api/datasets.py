@@ -11,7 +11,15 @@ from broker.auth.principal import Principal
 from broker.catalog_api.viewer import CatalogViewer
 from broker.db import SessionDep
 from broker.http import etag_for, version_from_if_match
-from broker.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.pagination import (
+    CursorMoment,
+    CursorQuery,
+    CursorScore,
+    CursorText,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from catalog.datasets import service
 from catalog.datasets.models import DataItem, Dataset
 from catalog.datasets.schemas import (
@@ -143,7 +151,11 @@ async def search_datasets(
     limit: LimitQuery = 50,
 ) -> DatasetSearchPage:
     """Find datasets; drafts only for their own department and the platform."""
-    keys = {"u", "c"} if sort == "updated" else {"s", "c"}
+    keys = (
+        {"u": CursorMoment, "c": CursorText}
+        if sort == "updated"
+        else {"s": CursorScore, "c": CursorText}
+    )
     params = service.SearchParams(
         q=q.strip() if q and q.strip() else None,
         owner=owner,
@@ -305,7 +317,7 @@ async def search_items(
         viewer=viewer,
         q=q,
         owner=owner,
-        after=decode_cursor(cursor, keys={"s", "c"}),
+        after=decode_cursor(cursor, keys={"s": CursorScore, "c": CursorText}),
         limit=limit,
     )
     next_cursor = None

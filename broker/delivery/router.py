@@ -24,7 +24,7 @@ from broker.delivery.schemas import FreshnessReport, ReleasePage, ReleaseRead, V
 from broker.delivery.service import MEDIA_TYPES, DownloadFormat, Staged
 from broker.delivery.storage import ReleaseStore
 from broker.heavy_work import HeavyWorkDep
-from broker.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from catalog.base import utcnow
 from catalog.contracts.reading import FileFormat, format_of
 from catalog.datasets import service as datasets
@@ -171,12 +171,12 @@ async def list_releases(
     limit: LimitQuery = 50,
 ) -> ReleasePage:
     """Releases of a dataset, accepted and rejected, with their reports (owner and platform)."""
-    position = decode_cursor(cursor, keys={"id"})
+    position = decode_cursor(cursor, keys={"id": CursorId})
     dataset = await service.visible_dataset_releases(session=session, viewer=viewer, code=code)
     rows = await service.list_releases(
         session=session,
         dataset=dataset,
-        after=uuid.UUID(str(position["id"])) if position else None,
+        after=position["id"] if position else None,
         limit=limit + 1,
     )
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None

@@ -8,7 +8,14 @@ from broker.audit.service import AuditObject
 from broker.auth.dependencies import Authenticated, PlatformAdmin
 from broker.db import SessionDep
 from broker.http import etag_for, version_from_if_match
-from broker.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from broker.pagination import (
+    CursorQuery,
+    CursorText,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from catalog.departments import service
 from catalog.departments.schemas import DepartmentCreate, DepartmentRead, DepartmentUpdate
 
@@ -23,7 +30,7 @@ class DepartmentPage(Page[DepartmentRead]):
 async def list_departments(
     session: SessionDep, _caller: Authenticated, cursor: CursorQuery = None, limit: LimitQuery = 50
 ) -> DepartmentPage:
-    position = decode_cursor(cursor, keys={"code"})
+    position = decode_cursor(cursor, keys={"code": CursorText})
     rows = await service.list_departments(
         session=session, after_code=position["code"] if position else None, limit=limit + 1
     )

@@ -11,7 +11,7 @@ from broker.db import SessionDep
 from broker.grants import service
 from broker.grants.models import Grant, GrantStatus
 from broker.grants.schemas import GrantPage, GrantRead
-from broker.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from broker.requests.schemas import Reason
 from catalog.base import utcnow
 
@@ -46,11 +46,11 @@ async def list_grants(
     limit: LimitQuery = 50,
 ) -> GrantPage:
     """Grants the caller's department received or gave."""
-    position = decode_cursor(cursor, keys={"id"})
+    position = decode_cursor(cursor, keys={"id": CursorId})
     rows = await service.list_visible(
         session=session,
         principal=principal,
-        after=uuid.UUID(str(position["id"])) if position else None,
+        after=position["id"] if position else None,
         limit=limit + 1,
     )
     next_cursor = encode_cursor({"id": str(rows[limit - 1].id)}) if len(rows) > limit else None

@@ -10,7 +10,14 @@ from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.db import SessionDep
-from broker.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.pagination import (
+    CursorId,
+    CursorMoment,
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from broker.requests import idempotency
 from broker.requests import service as engine
 from broker.requests.models import Request as DataRequest
@@ -200,8 +207,8 @@ async def inbox(
     session: SessionDep, principal: Steward, cursor: CursorQuery = None, limit: LimitQuery = 50
 ) -> InboxPage:
     """Lines waiting for the caller's department, oldest first, with due dates."""
-    position = decode_cursor(cursor, keys={"t", "i"})
-    after = (datetime.fromisoformat(position["t"]), str(position["i"])) if position else None
+    position = decode_cursor(cursor, keys={"t": CursorMoment, "i": CursorId})
+    after = (position["t"], str(position["i"])) if position else None
     lines = await engine.inbox(session=session, principal=principal, after=after, limit=limit + 1)
     now = utcnow()
     next_cursor = None

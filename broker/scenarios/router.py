@@ -9,7 +9,14 @@ from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.db import SessionDep
-from broker.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from broker.pagination import (
+    CursorQuery,
+    CursorText,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from broker.scenarios import service
 from broker.scenarios.models import Scenario
 from broker.scenarios.schemas import ScenarioCreate, ScenarioRead, ScenarioUpdate
@@ -67,7 +74,7 @@ async def list_scenarios(
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> ScenarioPage:
-    position = decode_cursor(cursor, keys={"code"})
+    position = decode_cursor(cursor, keys={"code": CursorText})
     rows = await service.list_visible(
         session=session,
         principal=principal,

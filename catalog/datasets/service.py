@@ -522,7 +522,7 @@ async def search(
     if params.sort == "updated":
         query = query.order_by(Dataset.updated_at.desc(), code)
         if params.after:
-            moment = datetime.fromisoformat(params.after["u"])
+            moment = params.after["u"]
             query = query.where(
                 or_(
                     Dataset.updated_at < moment,
