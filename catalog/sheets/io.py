@@ -40,7 +40,20 @@ def _decode(data: bytes) -> str:
 
 def _csv_table(data: bytes) -> list[list[str]]:
     text = _decode(data)
-    return [row for row in csv.reader(io.StringIO(text, newline=""))]
+    rows: list[list[str]] = []
+    try:
+        rows.extend(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # a cell over csv.field_size_limit(), or a stray NUL in old Pythons
+        raise InvalidInput(
+            f"Row {len(rows) + 1} of the sheet cannot be read: {exc}.",
+            errors=[
+                FieldError(
+                    f"row {len(rows) + 1}",
+                    "Shorten the cell (a catalog sheet holds short text) and check its quotes.",
+                )
+            ],
+        ) from exc
+    return rows
 
 
 def _xlsx_table(data: bytes) -> list[list[str]]:
