@@ -1,9 +1,10 @@
 """Accounts: who may act for which department, and client authentication."""
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 from anyio import CapacityLimiter
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.auth.hashing import hash_secret, new_secret, verify_secret
@@ -114,6 +115,42 @@ async def rotate_secret(
     return secret
 
 
+# One answer for an unknown client, a wrong secret and a locked client, so that neither the
+# answer nor its timing (every path hashes) tells an attacker which client ids exist.
+REFUSAL = "Unknown client, wrong secret, or too many failed attempts; check and retry later."
+
+
+def _refused() -> OAuthError:
+    return OAuthError("invalid_client", REFUSAL, status=401)
+
+
+async def _count_failure(
+    *, session: AsyncSession, settings: Settings, account_id: uuid.UUID, now: datetime
+) -> None:
+    """One more wrong secret, counted by the database itself.
+
+    An increment read and written back through the ORM lost counts and, through the account's
+    version, refused parallel requests with 412; a single UPDATE counts every failure, on every
+    replica, without touching the account's version (an administrator's edit is unaffected).
+    """
+    failures = await session.scalar(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(failed_attempts=Account.failed_attempts + 1)
+        .returning(Account.failed_attempts)
+        .execution_options(synchronize_session=False)
+    )
+    over = (failures or 0) - settings.auth_max_failures
+    if over >= 0:
+        delay = min(2 ** min(over, 30), settings.auth_max_lockout_seconds)
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(locked_until=now + timedelta(seconds=delay))
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def authenticate_client(
     *,
     session: AsyncSession,
@@ -126,33 +163,30 @@ async def authenticate_client(
 
     After `auth_max_failures` wrong secrets in a row the client is refused for a doubling delay,
     capped at `auth_max_lockout_seconds`, so guessing is slow but the real client is never locked
-    out for good. The counter lives in the database so every replica enforces it.
+    out for good. Every wrong secret counts, also while locked, and the counter lives in the
+    database so every replica enforces it. A refusal never says which of unknown, wrong or
+    locked it was.
     """
     account = await find_by_name(session=session, name=client_id)
+    stored = account.secret_hash if account is not None else None
+    valid = await verify_secret(client_secret, stored, limiter=limiter)
+    if account is None or stored is None:
+        raise _refused()
     now = utcnow()
-    if account is not None and account.locked_until is not None and account.locked_until > now:
-        wait = int((account.locked_until - now).total_seconds()) + 1
-        raise OAuthError(
-            "invalid_client",
-            f"Too many failed attempts; retry after {wait} seconds.",
-            status=401,
-            retry_after=wait,
-        )
-    valid = await verify_secret(
-        client_secret, account.secret_hash if account else None, limiter=limiter
-    )
-    if account is None or not valid:
-        if account is not None:
-            account.failed_attempts += 1
-            over = account.failed_attempts - settings.auth_max_failures
-            if over >= 0:
-                delay = min(2**over, settings.auth_max_lockout_seconds)
-                account.locked_until = now + timedelta(seconds=delay)
-            await session.flush()
-        raise OAuthError("invalid_client", "Unknown client or wrong secret.", status=401)
+    if not valid:
+        await _count_failure(session=session, settings=settings, account_id=account.id, now=now)
+        raise _refused()
+    if account.locked_until is not None and account.locked_until > now:
+        raise _refused()
     if account.disabled:
         raise OAuthError("invalid_client", "This client is disabled.", status=401)
-    account.failed_attempts = 0
-    account.locked_until = None
-    await session.flush()
+    await session.execute(
+        update(Account)
+        .where(
+            Account.id == account.id,
+            (Account.failed_attempts != 0) | Account.locked_until.is_not(None),
+        )
+        .values(failed_attempts=0, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
     return account
