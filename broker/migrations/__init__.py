@@ -1,4 +1,9 @@
-"""Alembic wiring shared by the CLI, `/readyz` and the tests."""
+"""Alembic wiring shared by the CLI, `/readyz` and the tests.
+
+The migration scripts ship inside the package (alembic/ beside this file), so an installed wheel
+migrates as a checkout does. alembic.ini at the repository root serves only the `alembic`
+command run from a checkout (e.g. `alembic revision --autogenerate`).
+"""
 
 from pathlib import Path
 
@@ -11,12 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.config import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "alembic"
+# The checkout's root, for tools that only run from one (openapi_export); not in a wheel.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config(settings: Settings) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("path_separator", "os")
     config.attributes["settings"] = settings
     return config
 
