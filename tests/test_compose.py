@@ -112,7 +112,7 @@ def test_dockerfile_builds_what_compose_runs_and_does_not_migrate_by_itself() ->
     for name in ("migrate", *replicas(services)):
         assert services[name]["build"] == ".", name
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for needed in ("alembic", "COPY broker", "COPY catalog", "pip install"):
+    for needed in ("COPY broker", "COPY catalog", "pip wheel", "pip install"):
         assert needed in dockerfile
     cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
     assert "broker" in cmd
@@ -123,3 +123,35 @@ def test_dockerfile_builds_what_compose_runs_and_does_not_migrate_by_itself() ->
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             assert source.startswith((".", "/")) or source in named_volumes
+
+
+def final_stage(dockerfile: str) -> list[str]:
+    """The instructions of the image that runs: those after the last FROM, continuations joined."""
+    joined = dockerfile.replace("\\\n", " ")
+    lines = [line.strip() for line in joined.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("#")]
+    last_from = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
+    return lines[last_from:]
+
+
+def test_the_image_installs_the_built_wheel_and_serves_as_a_non_root_user() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.upper().count("FROM ") >= 2, "build the wheel in its own stage"
+    stage = final_stage(dockerfile)
+    installs = [line for line in stage if line.startswith("RUN") and "pip install" in line]
+    assert installs, "the final stage installs the package"
+    for line in installs:
+        assert ".whl" in line, line
+        assert " -e " not in f"{line} ", line
+        assert "--editable" not in line, line
+    for line in stage:
+        if line.startswith("COPY"):
+            assert "--from=" in line, f"the final stage takes only the built wheel: {line}"
+    users = [line.split()[1] for line in stage if line.startswith("USER ")]
+    assert users, "the final stage names a USER"
+    assert users[-1].split(":")[0] not in ("root", "0"), users
+    cmd = next(i for i, line in enumerate(stage) if line.startswith("CMD"))
+    assert max(i for i, line in enumerate(stage) if line.startswith("USER ")) < cmd
+    assert any(STORAGE_ROOT in line and "chown" in line for line in stage), (
+        "the release store's mount point belongs to that user, so a fresh volume is writable"
+    )
