@@ -84,6 +84,7 @@ def refine(document: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's document, changed (in place) where generated clients would be wrong or awkward."""
     _mark_uploads_binary(document)
     _name_form_bodies(document)
+    _drop_null_from_form_fields(document)
     _require_if_match(document)
     _declare_problems(document)
     return document
@@ -151,22 +152,46 @@ def _name_form_bodies(document: dict[str, Any]) -> None:
         schemas[new]["title"] = new
 
 
-def _require_if_match(document: dict[str, Any]) -> None:
-    """If-Match is required where its absence is answered with 428 (RFC 6585 §3).
+def _drop_null_from_form_fields(document: dict[str, Any]) -> None:
+    """An optional form field is left out, never null: a form has no way to say null.
 
-    The route takes it as optional so that it can answer the RFC's 428 problem rather than
-    FastAPI's 422, which leaves FastAPI declaring it optional.
+    Declared nullable, it invites clients to send the text `null`, which the field refuses.
+    """
+    for _media_type, body in _form_bodies(document):
+        for name, field in body.get("properties", {}).items():
+            members = [m for m in field.get("anyOf", ()) if m.get("type") != "null"]
+            if len(members) == len(field.get("anyOf", ())):
+                continue
+            rest = {k: v for k, v in field.items() if k != "anyOf"}
+            single = len(members) == 1
+            body["properties"][name] = (
+                {**rest, **members[0]} if single else {**rest, "anyOf": members}
+            )
+
+
+# What broker.http.version_from_if_match takes: our ETag `"N"`, weak or not, quoted or not.
+IF_MATCH_PATTERN = r'^(W/)?"?[0-9]{1,18}"?$'
+
+
+def _require_if_match(document: dict[str, Any]) -> None:
+    """If-Match is an ETag we issued, and required where its absence is answered 428.
+
+    The route takes it as optional so that it can answer RFC 6585's 428 problem rather than
+    FastAPI's 422, which leaves FastAPI declaring it optional and of any text.
     """
     for _path, operation in _operations(document):
-        if "428" not in operation.get("responses", {}):
-            continue
         for parameter in operation.get("parameters", []):
-            if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
+            if parameter["in"] != "header" or parameter["name"].lower() != "if-match":
+                continue
+            # A header is absent or a string; FastAPI's `null` would be sent as the text "null".
+            parameter["schema"] = {
+                "type": "string",
+                "pattern": IF_MATCH_PATTERN,
+                "examples": ['"3"'],
+                "title": parameter.get("schema", {}).get("title", "If-Match"),
+            }
+            if "428" in operation.get("responses", {}):
                 parameter["required"] = True
-                schema = parameter.get("schema", {})
-                strings = [s for s in schema.get("anyOf", []) if s.get("type") == "string"]
-                if strings:
-                    parameter["schema"] = {**strings[0], "title": schema.get("title", "If-Match")}
 
 
 def _declare_problems(document: dict[str, Any]) -> None:

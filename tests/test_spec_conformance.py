@@ -1,5 +1,6 @@
 """The API does what its OpenAPI document and HTTP say: Allow headers, required headers, types."""
 
+import re
 from typing import Any
 
 import httpx
@@ -68,6 +69,33 @@ def test_if_match_is_declared_required_where_its_absence_is_428(path: str, metho
 
 def test_if_match_stays_optional_where_it_is_optional() -> None:
     assert _parameters("/v1/departments/{code}", "patch")["if-match"].get("required") is not True
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [("/v1/datasets/{code}", "patch"), ("/v1/departments/{code}", "patch")],
+)
+def test_if_match_is_declared_as_one_of_our_etags(path: str, method: str) -> None:
+    """Declared as any text (or null, sent as the text "null"), it invited values refused 422."""
+    schema = _parameters(path, method)["if-match"]["schema"]
+    assert schema["type"] == "string"
+    accepted = ['"3"', 'W/"3"', "3", '"123456789012345678"']
+    refused = ["null", "]K", '"1234567890123456789"', '"²"', "*"]
+    assert [v for v in accepted if not re.fullmatch(schema["pattern"], v)] == []
+    assert [v for v in refused if re.fullmatch(schema["pattern"], v)] == []
+
+
+def test_optional_form_fields_are_never_null() -> None:
+    """A form cannot carry null; a nullable field invited the text "null", which it refuses."""
+    document = openapi_document()
+    nullable = [
+        f"{form}.{name}"
+        for form, schema in document["components"]["schemas"].items()
+        if form.endswith("Form")
+        for name, field in schema["properties"].items()
+        if {"type": "null"} in field.get("anyOf", [])
+    ]
+    assert nullable == []
 
 
 async def test_dataset_update_without_if_match_is_precondition_required(
