@@ -181,15 +181,24 @@ def accounts_bootstrap(
         "platform"
     ),
     department_name: Annotated[str, typer.Option(help="Its name.")] = "区城市运行管理中心",
+    recover: Annotated[
+        bool,
+        typer.Option(
+            "--recover",
+            help="The platform has no active admin left: enable the client NAME (creating it "
+            "if needed), make it platform_admin and give it a new secret. Audited.",
+        ),
+    ] = False,
 ) -> None:
     """Create the first platform admin on a fresh install (refused once one exists)."""
     settings = Settings()
     if settings.is_embedded_default:
         migrations.upgrade(settings)
+    act = bootstrapping.recover if recover else bootstrapping.bootstrap
     try:
         secret = run_in_session(
             settings,
-            lambda session: bootstrapping.bootstrap(
+            lambda session: act(
                 session=session,
                 actor=CLI_ACTOR,
                 name=name,
@@ -199,7 +208,8 @@ def accounts_bootstrap(
         )
     except DomainError as exc:
         _fail(exc.detail)
-    typer.echo(f"created platform admin client '{name}' in department '{department_code}'")
+    done = "recovered" if recover else "created"
+    typer.echo(f"{done} platform admin client '{name}' in department '{department_code}'")
     typer.echo(f"client secret (shown once, store it now): {secret}")
     typer.echo("get a token over HTTP:")
     typer.echo(

@@ -84,16 +84,61 @@ async def create(
     return account, secret
 
 
+def is_active_admin(account: Account) -> bool:
+    return not account.disabled and Role.platform_admin.value in account.roles
+
+
+async def lock_active_admins(*, session: AsyncSession) -> list[Account]:
+    """Every active platform admin, locked in id order until the transaction ends.
+
+    Two admins disabling each other at once each saw the other still active and both went
+    ahead. Under these locks the second waits for the first and then, PostgreSQL re-reading the
+    changed rows, no longer counts the account the first one disabled. (SQLite serialises
+    writers anyway.)
+    """
+    platform = select(Department.id).where(Department.kind == DepartmentKind.platform)
+    query = (
+        select(Account)
+        .where(Account.department_id.in_(platform), Account.disabled.is_(False))
+        .order_by(Account.id)
+        .with_for_update(of=Account)
+        .execution_options(populate_existing=True)
+    )
+    return [a for a in (await session.scalars(query)).unique() if is_active_admin(a)]
+
+
+async def _keep_an_active_admin(*, session: AsyncSession, account: Account) -> None:
+    """Refuse the change that would leave no active platform admin (409).
+
+    With none left nobody can create accounts or undo the change over the API, and bootstrap
+    refuses a database that has accounts; recovery would need `bootstrap --recover` on the
+    server. Called before the change is applied to `account`.
+    """
+    admins = await lock_active_admins(session=session)
+    if any(a.id == account.id for a in admins) and len(admins) == 1:
+        raise Conflict(
+            f"'{account.name}' is the last active platform admin; make another account "
+            "platform_admin first, so that someone can still administer the platform."
+        )
+
+
 async def set_roles(*, session: AsyncSession, account: Account, roles: list[Role]) -> Account:
     chosen = sorted(set(roles))
     _check_roles(chosen, account.department)
+    if Role.platform_admin not in chosen:
+        await _keep_an_active_admin(session=session, account=account)
     account.roles = [r.value for r in chosen]
     await session.flush()
     return account
 
 
 async def set_disabled(*, session: AsyncSession, account: Account, disabled: bool) -> Account:
-    """A disabled account's tokens stop working at once: every request re-checks the account."""
+    """A disabled account's tokens stop working at once: every request re-checks the account.
+
+    The last active platform admin cannot be disabled.
+    """
+    if disabled:
+        await _keep_an_active_admin(session=session, account=account)
     account.disabled = disabled
     await session.flush()
     return account
