@@ -199,6 +199,28 @@ async def test_dates_outside_the_calendar_window_are_a_422(
     assert_problem(patched, 422, f"body.{field}")
 
 
+@pytest.mark.parametrize(
+    ("field", "body"),
+    [
+        ("body.usage_end", {"usage_end": "9999-12-31"}),
+        ("body.usage_start", {"usage_start": "0001-01-01"}),
+    ],
+    ids=["usage-end-9999", "usage-start-year-1"],
+)
+async def test_request_dates_outside_the_calendar_window_are_a_422(
+    omni: httpx.AsyncClient, field: str, body: dict[str, str]
+) -> None:
+    request = {
+        "scenario_code": "econ",
+        "title": "需求",
+        "purpose": "分析",
+        "usage_start": "2026-01-01",
+        "usage_end": "2026-12-31",
+        **body,
+    }
+    assert_problem(await omni.post("/v1/requests", json=request), 422, field)
+
+
 @pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity", "1e999"])
 async def test_non_finite_decimals_in_a_release_fail_validation_naming_column_and_row(
     omni: httpx.AsyncClient, value: str
