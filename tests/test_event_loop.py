@@ -1,23 +1,22 @@
 """CPU-heavy work runs off the event loop, a bounded number of jobs at a time.
 
 These tests pin the structure, not a latency: a `/healthz` request must complete while a sheet is
-still being parsed, and heavy jobs past the limit must wait on the one shared limiter. The
+still being checked, and heavy jobs past the limit must wait on the one shared limiter. The
 latency itself is measured by `bench/loop_latency.py`.
 """
 
 import asyncio
 import csv
 import io
-import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from broker.catalog_api.sheets import CHECK_IN_PROCESS_ABOVE_BYTES
 from broker.config import Settings
-from catalog.sheets import service as sheet_service
-from catalog.sheets.io import SheetRow
 from catalog.sheets.layout import COLUMNS
 from conftest import Identities
 from delivery_data import POPULATION, as_csv, people
@@ -26,9 +25,10 @@ WAIT_SECONDS = 60.0
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: object) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """One slot, so a second heavy job must queue."""
     return Settings(
-        database_url=database_url, storage_root=f"{tmp_path}/releases", heavy_work_slots=1
+        database_url=database_url, storage_root=str(tmp_path / "releases"), heavy_work_slots=1
     )
 
 
@@ -53,37 +53,6 @@ def catalog_sheet(rows: int, *, prefix: str = "BENCH", per_dataset: int = 2000) 
         }
         writer.writerow([values.get(c.key, "") for c in COLUMNS])
     return buffer.getvalue().encode()
-
-
-class ParseWatch:
-    """Tells when sheet parsing starts and ends, wherever it runs."""
-
-    def __init__(self, parse: Callable[[bytes], list[SheetRow]]) -> None:
-        self.parse = parse
-        self.started = threading.Event()
-        self.finished = threading.Event()
-        self.running = 0
-        self.most_at_once = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, data: bytes) -> list[SheetRow]:
-        with self._lock:
-            self.running += 1
-            self.most_at_once = max(self.most_at_once, self.running)
-        self.started.set()
-        try:
-            return self.parse(data)
-        finally:
-            with self._lock:
-                self.running -= 1
-            self.finished.set()
-
-
-@pytest.fixture
-def watch(monkeypatch: pytest.MonkeyPatch) -> ParseWatch:
-    watcher = ParseWatch(sheet_service.read_sheet)
-    monkeypatch.setattr(sheet_service, "read_sheet", watcher)
-    return watcher
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -113,16 +82,19 @@ async def district(admin_client: httpx.AsyncClient) -> httpx.AsyncClient:
     return admin_client
 
 
-async def test_healthz_answers_while_a_large_sheet_is_being_parsed(
-    district: httpx.AsyncClient, watch: ParseWatch
+async def test_healthz_answers_while_a_large_sheet_is_being_checked(
+    district: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    importing = asyncio.create_task(import_sheet(district, catalog_sheet(60_000)))
-    await until(watch.started.is_set, "the sheet is being parsed")
+    limiter = app.state.heavy_work.limiter
+    sheet = catalog_sheet(60_000)
+    assert len(sheet) > CHECK_IN_PROCESS_ABOVE_BYTES
+    importing = asyncio.create_task(import_sheet(district, sheet))
+    await until(lambda: limiter.borrowed_tokens == 1, "the sheet is being checked")
 
     health = await district.get("/healthz")
 
     assert health.status_code == 200
-    assert not watch.finished.is_set(), "/healthz waited for the whole sheet to be parsed"
+    assert limiter.borrowed_tokens == 1, "/healthz waited for the whole sheet to be checked"
     assert not importing.done()
     imported = await importing
     assert imported.status_code == 200, imported.text
@@ -130,22 +102,36 @@ async def test_healthz_answers_while_a_large_sheet_is_being_parsed(
     assert len(imported.json()["created"]) == 30
 
 
+async def test_a_small_sheet_is_checked_off_the_loop_too(
+    district: httpx.AsyncClient, app: FastAPI
+) -> None:
+    limiter = app.state.heavy_work.limiter
+    async with limiter:  # the only slot taken: the check must queue behind it
+        importing = asyncio.create_task(import_sheet(district, catalog_sheet(20)))
+        await until(lambda: limiter.statistics().tasks_waiting == 1, "the check queues")
+        assert (await district.get("/healthz")).status_code == 200
+        assert not importing.done()
+
+    imported = await importing
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["created"] == ["BENCH-0000"]
+
+
 async def test_heavy_jobs_past_the_limit_wait_for_a_free_slot(
-    district: httpx.AsyncClient, app: FastAPI, watch: ParseWatch
+    district: httpx.AsyncClient, app: FastAPI
 ) -> None:
     limiter = app.state.heavy_work.limiter
     assert limiter.total_tokens == 1
     first = asyncio.create_task(import_sheet(district, catalog_sheet(60_000)))
-    await until(watch.started.is_set, "the first sheet is being parsed")
+    await until(lambda: limiter.borrowed_tokens == 1, "the first sheet is being checked")
     second = asyncio.create_task(import_sheet(district, catalog_sheet(10, prefix="SMALL")))
     await until(lambda: limiter.statistics().tasks_waiting == 1, "the second sheet queues")
 
     assert (await district.get("/healthz")).status_code == 200
-    assert not watch.finished.is_set()
-    assert watch.running == 1
+    assert not first.done()
+    assert not second.done()
     assert (await first).status_code == 200
     assert (await second).status_code == 200
-    assert watch.most_at_once == 1
 
 
 async def test_release_validation_queues_on_the_shared_heavy_work_limiter(

@@ -1,4 +1,5 @@
 import json
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
@@ -22,6 +23,8 @@ from catalog.vocab import DatasetStatus
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# Below this a sheet is checked in well under a second: not worth starting a process for.
+CHECK_IN_PROCESS_ABOVE_BYTES = 256 * 1024
 
 
 class ImportResult(BaseModel):
@@ -64,9 +67,11 @@ async def import_catalog_sheet(
     data = await _read_limited(file, settings.max_import_bytes)
     owners = await sheets.owners(session=session)
     await session.commit()  # checking a large sheet takes seconds: hold no transaction meanwhile
-    sheet = await heavy_work.run(
-        lambda: sheets.check_sheet(data=data, owners=owners, viewer=viewer)
-    )
+    check = partial(sheets.check_sheet, data=data, owners=owners, viewer=viewer)
+    if len(data) > CHECK_IN_PROCESS_ABOVE_BYTES:
+        sheet = await heavy_work.run_in_process(check)
+    else:
+        sheet = await heavy_work.run(check)
     plan = await sheets.apply_sheet(session=session, viewer=viewer, sheet=sheet, dry_run=dry_run)
     result = ImportResult(dry_run=dry_run, **vars(plan))
     if not dry_run:

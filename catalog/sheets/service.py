@@ -67,12 +67,25 @@ class Owner:
     code: str
 
 
+@dataclass(frozen=True)
+class CheckedDataset:
+    """One dataset of a checked sheet. The spec travels as JSON: a large sheet is checked in a
+    worker process, and millions of objects unpickled at once would stall the caller."""
+
+    code: str
+    first_row: int
+    spec_json: bytes
+
+    def spec(self) -> DatasetCreate:
+        return DatasetCreate.model_validate_json(self.spec_json)
+
+
 @dataclass
 class CheckedSheet:
-    """A sheet whose every row passed: one spec per dataset, with its first row's number."""
+    """A sheet whose every row passed the checks."""
 
     rows: int
-    specs: list[tuple[DatasetCreate, int]]
+    datasets: list[CheckedDataset]
 
 
 @dataclass
@@ -338,7 +351,13 @@ def check_sheet(*, data: bytes, owners: Mapping[str, Owner], viewer: Viewer) -> 
             "Fix each one listed.",
             errors=errors.items,
         )
-    return CheckedSheet(rows=len(rows), specs=[(spec, group[0].number) for spec, group in specs])
+    return CheckedSheet(
+        rows=len(rows),
+        datasets=[
+            CheckedDataset(spec.code, group[0].number, spec.model_dump_json().encode())
+            for spec, group in specs
+        ],
+    )
 
 
 async def apply_sheet(
@@ -349,29 +368,29 @@ async def apply_sheet(
     Datasets are matched by code, so importing the same sheet twice changes nothing.
     """
     plan = ImportPlan(rows=sheet.rows)
-    for spec, first_row in sheet.specs:
-        existing = await datasets.find_by_code(session=session, code=spec.code)
+    for checked in sheet.datasets:
+        existing = await datasets.find_by_code(session=session, code=checked.code)
         if existing is None:
-            plan.created.append(spec.code)
+            plan.created.append(checked.code)
         else:
             if not viewer.may_edit(existing.owner_department_id):
                 raise Forbidden(
-                    f"Dataset '{spec.code}' (row {first_row}) belongs to "
+                    f"Dataset '{checked.code}' (row {checked.first_row}) belongs to "
                     f"'{existing.owner_code}'; you may not change it."
                 )
-            old, new = _canonical_dataset(existing), _canonical_spec(spec)
+            old, new = _canonical_dataset(existing), _canonical_spec(checked.spec())
             changed = sorted(k for k in new if new[k] != old.get(k))
             if changed:
-                plan.updated[spec.code] = changed
+                plan.updated[checked.code] = changed
             else:
-                plan.unchanged.append(spec.code)
+                plan.unchanged.append(checked.code)
         if dry_run:
             continue
         try:
-            await _apply(session, viewer, spec, existing, plan)
+            await _apply(session, viewer, checked.spec(), existing, plan)
         except DomainError as exc:
             raise type(exc)(
-                f"Row {first_row} ({spec.code}): {exc.detail}", errors=exc.errors
+                f"Row {checked.first_row} ({checked.code}): {exc.detail}", errors=exc.errors
             ) from exc
     return plan
 
