@@ -438,3 +438,17 @@ def test_the_connection_stays_usable_after_an_error(
         assert b"secret" not in body
         status, body = _exchange(connection, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         assert (status, json.loads(body)) == (200, {"status": "ok"})
+
+
+@pytest.mark.parametrize("field", ["period_start", "period_end"])
+async def test_release_periods_outside_the_calendar_window_are_a_422(
+    omni: httpx.AsyncClient, field: str
+) -> None:
+    created = await omni.post("/v1/datasets", json=dataset("GDP", items=GDP_ITEMS))
+    assert created.status_code == 201, created.text
+    response = await omni.post(
+        "/v1/datasets/GDP/releases",
+        files={"file": ("gdp.csv", b"GDP-Q,GDP-V\n2026Q1,1.5\n", "text/csv")},
+        data={**PERIOD, field: "9999-12-31"},
+    )
+    assert_problem(response, 422, f"body.{field}")

@@ -29,7 +29,10 @@ from catalog.base import utcnow
 from catalog.contracts.reading import FileFormat, format_of
 from catalog.datasets import service as datasets
 from catalog.datasets.models import Dataset
+from catalog.datasets.schemas import EARLIEST, LATEST
 from catalog.errors import FieldError, TooLarge, ValidationFailed
+
+FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
 
 router = APIRouter(tags=["delivery"])
 Recipient = Annotated[Principal, Depends(require_roles(Role.requester, Role.steward))]
@@ -105,8 +108,12 @@ async def publish_release(
     file: Annotated[
         UploadFile, File(description="CSV (UTF-8 or GBK), XLSX, JSON Lines or Parquet.")
     ],
-    period_start: Annotated[date, Form(description="First day the data covers.")],
-    period_end: Annotated[date, Form(description="Last day the data covers.")],
+    period_start: Annotated[
+        date, Form(ge=FIRST_DAY, le=LAST_DAY, description="First day the data covers.")
+    ],
+    period_end: Annotated[
+        date, Form(ge=FIRST_DAY, le=LAST_DAY, description="Last day the data covers.")
+    ],
     format: Annotated[
         FileFormat | None, Form(description="Overrides the format told by the file name.")
     ] = None,
