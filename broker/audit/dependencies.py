@@ -1,6 +1,6 @@
 """Who an audit event names: the verified caller, the request id and the client address."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
@@ -32,18 +32,26 @@ async def audit_actor(request: Request, principal: Authenticated) -> Actor:
 
 AuditActor = Annotated[Actor, Depends(audit_actor)]
 
+OBJECT_ID_LENGTH = 200  # AuditEvent.object_id is String(200)
+
 
 async def record_denial(request: Request, error: DomainError) -> None:
     """Every 403 leaves one `access.denied` event, in its own transaction (the request's failed)."""
     route = request.scope.get("route")
     operation = route.name if isinstance(route, APIRoute) else None
+    target = f"{request.method} {request.url.path}"
+    details: dict[str, Any] = {"operation": operation, "reason": error.detail}
+    if len(target) > OBJECT_ID_LENGTH:
+        # The caller chose the URL; cut to the column, whole path in details, so the 403 stands.
+        details["path"] = request.url.path
+        target = target[:OBJECT_ID_LENGTH]
     async with request.app.state.session_factory() as session:
         await record(
             session,
             actor_of(request, getattr(request.state, "principal", None)),
             "access.denied",
-            AuditObject("route", f"{request.method} {request.url.path}"),
+            AuditObject("route", target),
             Outcome.denied,
-            {"operation": operation, "reason": error.detail},
+            details,
         )
         await session.commit()
