@@ -97,7 +97,9 @@ class Conditions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    columns: list[Code] | None = Field(default=None, description="Subset of item codes granted.")
+    columns: list[Code] | None = Field(
+        default=None, min_length=1, description="Subset of item codes granted."
+    )
     masking: dict[Code, Literal["hash", "partial", "null"]] = Field(default_factory=dict)
     aggregation_level: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         default=None,

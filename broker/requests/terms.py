@@ -34,8 +34,9 @@ def loosenings(new: Conditions, old: Conditions) -> list[str]:
     """Where `new` gives the grantee more than `old` does, one sentence per dimension."""
     found: list[str] = []
     if old.columns is not None:
-        extra = sorted(set(new.columns or ["(every column)"]) - set(old.columns))
-        if new.columns is None or extra:
+        wanted = {"(every column)"} if new.columns is None else set(new.columns)
+        extra = sorted(wanted - set(old.columns))
+        if extra:
             found.append(f"columns: adds {', '.join(extra)} to {sorted(old.columns)}")
     weaker = [
         f"{column}: {new.masking.get(column) or 'clear'} instead of {method}"
@@ -75,8 +76,8 @@ def combine(a: Conditions, b: Conditions) -> Conditions | None:
     """The strictest terms within both `a` and `b`; None when no such terms exist.
 
     They are the intersection of columns, the stronger mask per column, both sets of row filters,
-    the earlier end, either flag. Two different aggregation levels or purposes cannot both hold,
-    nor more row filters than a grant may carry.
+    the earlier end, either flag. Disjoint columns, two different aggregation levels or purposes
+    cannot both hold, nor more row filters than a grant may carry.
     """
     if a.aggregation_level and b.aggregation_level and a.aggregation_level != b.aggregation_level:
         return None
@@ -86,6 +87,8 @@ def combine(a: Conditions, b: Conditions) -> Conditions | None:
         columns = a.columns if b.columns is None else b.columns
     else:
         columns = [c for c in a.columns if c in set(b.columns)]
+        if not columns:
+            return None
     masking = {
         column: max(a.masking.get(column), b.masking.get(column), key=MASK_STRENGTH.__getitem__)
         for column in sorted({*a.masking, *b.masking})
