@@ -18,26 +18,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker import migrations
-from broker.allowed_methods import AllowedMethodsMiddleware
 from broker.audit.dependencies import record_denial
 from broker.audit.router import router as audit_router
 from broker.auth.router import accounts_router, oauth_router
 from broker.auth.tokens import ExternalJwks
-from broker.catalog_api.datasets import router as datasets_router
-from broker.catalog_api.sheets import router as sheets_router
 from broker.config import Settings
 from broker.coordination.router import router as coordination_router
+from broker.datasets.router import router as datasets_router
 from broker.db import make_engine, make_read_session_factory, make_session_factory
 from broker.delivery.router import router as delivery_router
 from broker.delivery.storage import ReleaseStore, keep_staging_swept
 from broker.departments.router import router as departments_router
-from broker.errors import install_error_handlers, problem_response
 from broker.grants.router import router as grants_router
-from broker.heavy_work import HeavyWork
-from broker.inputs import check_inputs
-from broker.openapi_export import serve_refined_openapi
+from broker.kit.allowed_methods import AllowedMethodsMiddleware
+from broker.kit.heavy_work import HeavyWork
+from broker.kit.inputs import check_inputs
+from broker.kit.problems import install_error_handlers, problem_response
+from broker.openapi.refine import serve_refined_openapi
 from broker.requests.router import router as requests_router
 from broker.scenarios.router import router as scenarios_router
+from broker.sheets.router import router as sheets_router
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

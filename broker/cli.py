@@ -21,7 +21,7 @@ from broker.auth import service as accounts
 from broker.auth.models import Role, SigningKey
 from broker.cli_support import run_in_session, run_read_only
 from broker.config import Settings
-from catalog.errors import DomainError
+from core.errors import DomainError
 
 if TYPE_CHECKING:
     from broker.demo.scenario import Demo
@@ -151,7 +151,7 @@ def openapi_export(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write.")] = None,
 ) -> None:
     """Write openapi/openapi.json (sorted keys, indented, UTF-8)."""
-    from broker import openapi_export as exporter
+    from broker.openapi import export as exporter
 
     path = exporter.export(output) if output else exporter.export()
     typer.echo(f"wrote {path}")
@@ -165,7 +165,7 @@ def openapi_client(
     ] = None,
 ) -> None:
     """Generate the Python client (openapi-python-client) from openapi/openapi.json."""
-    from broker import openapi_export as exporter
+    from broker.openapi import export as exporter
 
     try:
         path = exporter.generate_client(output) if output else exporter.generate_client()
@@ -451,7 +451,7 @@ def escalate() -> None:
 
     from broker.auth.principal import Principal
     from broker.requests import service as engine
-    from catalog.base import utcnow
+    from core.time import utcnow
 
     settings = Settings()
 
@@ -488,8 +488,8 @@ def freshness(
 ) -> None:
     """List published datasets due for an update or stale, by owning department."""
     from broker.delivery import service as delivery
-    from catalog.base import utcnow
     from catalog.datasets import service as datasets
+    from core.time import utcnow
 
     async def report(session: AsyncSession) -> str:
         now = utcnow()

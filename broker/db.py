@@ -1,9 +1,7 @@
-"""Engine, sessions and the shared declarative base."""
+"""Engines and session factories for SQLite and PostgreSQL."""
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -13,16 +11,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from broker.config import Settings
-from catalog.base import Base
-
-__all__ = [
-    "Base",
-    "SessionDep",
-    "get_session",
-    "make_engine",
-    "make_read_session_factory",
-    "make_session_factory",
-]
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -74,13 +62,3 @@ def make_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSe
     return async_sessionmaker(
         engine.execution_options(**options), expire_on_commit=False, autoflush=False
     )
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; the route commits once, anything unfinished is rolled back."""
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with factory() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -4,11 +4,12 @@ from broker.audit.models import AuditEvent
 from broker.auth.models import Account, SigningKey
 from broker.delivery.models import Release
 from broker.grants.models import Grant
-from broker.requests.models import Decision, IdempotencyRecord, Request, RequestLine
+from broker.kit.idempotency import IdempotencyRecord
+from broker.requests.models import Decision, Request, RequestLine
 from broker.scenarios.models import Scenario
-from catalog.base import Base
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
+from core.models import Base
 
 metadata = Base.metadata
 

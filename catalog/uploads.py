@@ -4,7 +4,7 @@ import zipfile
 from pathlib import Path
 from typing import IO
 
-from catalog.errors import FieldError, InvalidInput
+from core.errors import FieldError, InvalidInput
 
 MAX_XLSX_RATIO = 200
 

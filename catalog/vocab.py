@@ -7,7 +7,7 @@ wherever a person types a value (sheet import), codes only in the JSON API.
 import enum
 from typing import TypeVar
 
-from catalog.errors import FieldError, InvalidInput
+from core.errors import FieldError, InvalidInput
 
 
 class Category(enum.StrEnum):

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from audit_helpers import actions_after, events, head
-from broker.openapi_export import openapi_document
+from broker.openapi.export import openapi_document
 from conftest import Identities
 from test_workflow_audit import WORKFLOW_ROUTES
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from broker.openapi_export import openapi_document
+from broker.openapi.export import openapi_document
 from forgery import forge, tamper
 
 ROLES = ("requester", "steward", "platform_admin", "leader", "auditor")

@@ -22,8 +22,8 @@ from broker.audit.models import AuditEvent
 from broker.config import Settings
 from broker.delivery.models import Release
 from broker.grants.models import Grant
-from catalog.base import utcnow
 from conftest import Identities
+from core.time import utcnow
 from delivery_data import COLUMNS, ENCODERS, POPULATION, as_csv, as_xlsx, people, person
 from processes import run_broker
 from workflow import DECLARATION

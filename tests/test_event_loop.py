@@ -15,8 +15,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from broker.catalog_api.sheets import CHECK_IN_PROCESS_ABOVE_BYTES
 from broker.config import Settings
+from broker.sheets.router import CHECK_IN_PROCESS_ABOVE_BYTES
 from catalog.sheets.layout import COLUMNS
 from conftest import Identities
 from delivery_data import POPULATION, as_csv, people

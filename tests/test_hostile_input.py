@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from broker.app import create_app
 from broker.config import Settings
-from broker.openapi_export import openapi_document
+from broker.openapi.export import openapi_document
 from catalog.datasets.freshness import deadlines
 from catalog.vocab import UpdateCycle
 from conftest import Identities

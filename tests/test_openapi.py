@@ -2,7 +2,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from broker.openapi_export import OPENAPI_PATH, openapi_document, render
+from broker.openapi.export import OPENAPI_PATH, openapi_document, render
 
 
 def test_committed_openapi_document_is_current() -> None:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from broker.app import create_app
 from broker.config import Settings
-from broker.openapi_export import openapi_document
+from broker.openapi.export import openapi_document
 from conftest import Identities
 
 PROBLEM = "application/problem+json"

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 import catalog_data
-from broker.openapi_export import openapi_document
+from broker.openapi.export import openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

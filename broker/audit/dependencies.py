@@ -8,7 +8,7 @@ from fastapi.routing import APIRoute
 from broker.audit.service import Actor, AuditObject, Outcome, record
 from broker.auth.dependencies import Authenticated
 from broker.auth.principal import Principal
-from catalog.errors import DomainError
+from core.errors import DomainError
 
 
 def actor_of(request: Request, principal: Principal | None) -> Actor:

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.base import Base
+from core.models import Base
 
 
 class AuditEvent(Base):

@@ -15,8 +15,7 @@ from broker.audit.service import AuditObject, EventFilter
 from broker.auth.dependencies import require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
-from broker.db import SessionDep
-from broker.pagination import (
+from broker.kit.pagination import (
     CursorInt,
     CursorQuery,
     LimitQuery,
@@ -24,7 +23,8 @@ from broker.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from catalog.errors import FieldError, InvalidInput
+from broker.kit.session import SessionDep
+from core.errors import FieldError, InvalidInput
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -19,8 +19,8 @@ from broker.audit.chain import GENESIS_HASH, compute_hash, event_document, times
 from broker.audit.models import AuditEvent
 from broker.auth import keys
 from broker.auth.models import SigningKey
-from catalog.base import utcnow
-from catalog.errors import FieldError, InvalidInput
+from core.errors import FieldError, InvalidInput
+from core.time import utcnow
 
 # Any constant shared by every replica; names the advisory lock guarding the chain's head.
 _CHAIN_LOCK_KEY = 0x6175646974  # "audit"

@@ -9,7 +9,7 @@ from broker.auth.schemas import AccountCreate
 from catalog.departments import service as departments
 from catalog.departments.models import DepartmentKind
 from catalog.departments.schemas import DepartmentCreate
-from catalog.errors import Conflict
+from core.errors import Conflict
 
 
 async def bootstrap(

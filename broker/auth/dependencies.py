@@ -10,10 +10,11 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 
 from broker.auth.models import Account, Role
-from broker.auth.principal import Principal
+from broker.auth.principal import Principal, viewer_of
 from broker.auth.tokens import InvalidToken, verify
-from broker.db import SessionDep
-from broker.errors import Forbidden, Unauthorized
+from broker.kit.session import SessionDep
+from catalog.access import Viewer
+from core.errors import Forbidden, Unauthorized
 
 oauth2_scheme = OAuth2(
     flows=OAuthFlows(
@@ -89,3 +90,10 @@ def secret_hashing_limiter(request: Request) -> CapacityLimiter:
 
 
 HashingLimiter = Annotated[CapacityLimiter, Depends(secret_hashing_limiter)]
+
+
+async def current_viewer(principal: Authenticated) -> Viewer:
+    return viewer_of(principal)
+
+
+CatalogViewer = Annotated[Viewer, Depends(current_viewer)]

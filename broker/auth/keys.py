@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.auth.models import SigningKey
-from catalog.base import utcnow
-from catalog.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
+from core.time import utcnow
 
 SIGNING_ALG = "ES256"
 

@@ -6,8 +6,9 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.base import Base, IdMixin, TimestampMixin, utcnow
 from catalog.departments.models import Department
+from core.models import Base, IdMixin, TimestampMixin
+from core.time import utcnow
 
 
 class Role(enum.StrEnum):

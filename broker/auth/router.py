@@ -23,9 +23,7 @@ from broker.auth.schemas import (
     JsonWebKeySet,
 )
 from broker.config import Settings
-from broker.db import SessionDep
-from broker.errors import OAuthError
-from broker.pagination import (
+from broker.kit.pagination import (
     CursorQuery,
     CursorText,
     LimitQuery,
@@ -33,6 +31,8 @@ from broker.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from broker.kit.session import SessionDep
+from core.errors import OAuthError
 
 oauth_router = APIRouter(tags=["oauth"])
 accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])

@@ -11,11 +11,10 @@ from broker.auth.hashing import hash_secret, new_secret, verify_secret
 from broker.auth.models import Account, AccountKind, Role
 from broker.auth.schemas import AccountCreate
 from broker.config import Settings
-from broker.errors import OAuthError
-from catalog.base import utcnow
 from catalog.departments import service as departments
 from catalog.departments.models import Department, DepartmentKind
-from catalog.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.errors import Conflict, FieldError, InvalidInput, NotFound, OAuthError
+from core.time import utcnow
 
 
 def _check_roles(roles: list[Role], department: Department) -> None:

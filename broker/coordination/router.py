@@ -13,10 +13,10 @@ from broker.coordination.schemas import (
     OutstandingLineRead,
     ReadinessBoard,
 )
-from broker.db import SessionDep
+from broker.kit.session import SessionDep
 from broker.requests import service as engine
 from broker.scenarios import service as scenarios
-from catalog.base import utcnow
+from core.time import utcnow
 
 router = APIRouter(tags=["coordination"])
 Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]

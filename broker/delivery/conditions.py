@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from catalog.errors import Conflict
+from core.errors import Conflict
 
 OPERATORS = {
     "eq": lambda c, v: c == v,

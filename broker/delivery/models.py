@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.base import Base, IdMixin, TimestampMixin
 from catalog.datasets.models import Dataset
+from core.models import Base, IdMixin, TimestampMixin
 
 
 class ReleaseStatus(enum.StrEnum):

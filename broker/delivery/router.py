@@ -11,26 +11,24 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.responses import StreamingResponse
 
 from broker.audit.dependencies import AuditActor
-from broker.auth.dependencies import Authenticated, require_roles
+from broker.auth.dependencies import Authenticated, CatalogViewer, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
-from broker.catalog_api.datasets import Maintainer
-from broker.catalog_api.viewer import CatalogViewer
 from broker.config import Settings
-from broker.db import SessionDep
+from broker.datasets.router import Maintainer
 from broker.delivery import service
 from broker.delivery.models import Release
 from broker.delivery.schemas import FreshnessReport, ReleasePage, ReleaseRead, ValidationReport
 from broker.delivery.service import MEDIA_TYPES, DownloadFormat, Staged
 from broker.delivery.storage import ReleaseStore
-from broker.heavy_work import HeavyWorkDep
-from broker.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
-from catalog.base import utcnow
+from broker.kit.heavy_work import HeavyWorkDep
+from broker.kit.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.kit.session import SessionDep
 from catalog.contracts.reading import FileFormat, format_of
 from catalog.datasets import service as datasets
 from catalog.datasets.models import Dataset
-from catalog.datasets.schemas import EARLIEST, LATEST
-from catalog.errors import FieldError, TooLarge, ValidationFailed
+from core.errors import FieldError, TooLarge, ValidationFailed
+from core.time import EARLIEST, LATEST, utcnow
 
 FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
 

@@ -30,9 +30,9 @@ from catalog.contracts.reading import FileFormat, name_columns, read_file
 from catalog.contracts.validation import Report, validate
 from catalog.datasets import service as datasets
 from catalog.datasets.models import DataItem, Dataset
-from catalog.errors import FieldError, Forbidden, InvalidInput, NotFound
 from catalog.exports import safe_text_columns
 from catalog.vocab import Freshness
+from core.errors import FieldError, Forbidden, InvalidInput, NotFound
 
 DownloadFormat = Literal["csv", "jsonl", "parquet"]
 MEDIA_TYPES: dict[str, str] = {

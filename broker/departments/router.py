@@ -6,9 +6,8 @@ from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
 from broker.audit.service import AuditObject
 from broker.auth.dependencies import Authenticated, PlatformAdmin
-from broker.db import SessionDep
-from broker.http import etag_for, version_from_if_match
-from broker.pagination import (
+from broker.kit.etags import etag_for, version_from_if_match
+from broker.kit.pagination import (
     CursorQuery,
     CursorText,
     LimitQuery,
@@ -16,6 +15,7 @@ from broker.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from broker.kit.session import SessionDep
 from catalog.departments import service
 from catalog.departments.schemas import DepartmentCreate, DepartmentRead, DepartmentUpdate
 

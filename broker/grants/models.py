@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.base import Base, IdMixin, TimestampMixin
 from catalog.datasets.models import Dataset
 from catalog.departments.models import Department
+from core.models import Base, IdMixin, TimestampMixin
 
 
 class GrantStatus(enum.StrEnum):

@@ -7,13 +7,13 @@ from broker.audit.dependencies import AuditActor
 from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
-from broker.db import SessionDep
 from broker.grants import service
 from broker.grants.models import Grant, GrantStatus
 from broker.grants.schemas import GrantPage, GrantRead
-from broker.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.kit.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.kit.session import SessionDep
 from broker.requests.schemas import Reason
-from catalog.base import utcnow
+from core.time import utcnow
 
 router = APIRouter(prefix="/grants", tags=["grants"])
 OwnerOrPlatform = Annotated[Principal, Depends(require_roles(Role.steward, Role.platform_admin))]

@@ -11,7 +11,7 @@ from broker.audit.service import Actor, AuditObject
 from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.grants.models import Grant, GrantStatus
-from catalog.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden, NotFound
 
 
 def may_see(principal: Principal, grant: Grant) -> bool:

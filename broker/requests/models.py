@@ -3,13 +3,13 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.scenarios.models import Scenario
-from catalog.base import Base, IdMixin, TimestampMixin
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
+from core.models import Base, IdMixin, TimestampMixin
 
 
 def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
@@ -151,19 +151,3 @@ class Decision(IdMixin, Base):
     to_state: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
-
-
-class IdempotencyRecord(Base):
-    """A write that carried an Idempotency-Key: replayed for the same body, refused for another."""
-
-    __tablename__ = "idempotency_record"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    subject: Mapped[str] = mapped_column(String(200))
-    key: Mapped[str] = mapped_column(String(200))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int | None]
-    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime]
-
-    __table_args__ = (UniqueConstraint("subject", "key"),)

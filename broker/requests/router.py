@@ -9,8 +9,8 @@ from broker.audit.dependencies import AuditActor
 from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
-from broker.db import SessionDep
-from broker.pagination import (
+from broker.kit import idempotency
+from broker.kit.pagination import (
     CursorId,
     CursorMoment,
     CursorQuery,
@@ -18,7 +18,7 @@ from broker.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from broker.requests import idempotency
+from broker.kit.session import SessionDep
 from broker.requests import service as engine
 from broker.requests.models import Request as DataRequest
 from broker.requests.models import RequestLine
@@ -37,7 +37,7 @@ from broker.requests.schemas import (
     RequestCreate,
     RequestRead,
 )
-from catalog.base import utcnow
+from core.time import utcnow
 
 router = APIRouter(tags=["requests"])
 Requester = Annotated[Principal, Depends(require_roles(Role.requester))]

@@ -5,8 +5,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from broker.requests.models import LineKind, LineState
-from catalog.datasets.schemas import CatalogDate
 from catalog.vocab import Sensitivity, UpdateCycle
+from core.time import CalendarDate
 
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text4000 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
@@ -50,8 +50,8 @@ class RequestCreate(BaseModel):
     title: Text200 = Field(examples=["经济运行指标数据需求"])
     purpose: Text4000 = Field(examples=["经济运行监测分析与月度研判"])
     legal_basis: Text4000 | None = None
-    usage_start: CatalogDate
-    usage_end: CatalogDate
+    usage_start: CalendarDate
+    usage_end: CalendarDate
     lines: list[LineIn] = Field(default_factory=list, max_length=1000)
 
     @model_validator(mode="after")
@@ -109,7 +109,7 @@ class Conditions(BaseModel):
     )
     row_filter: list[RowFilter] = Field(default_factory=list, max_length=MAX_ROW_FILTERS)
     purpose: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    valid_until: CatalogDate | None = None
+    valid_until: CalendarDate | None = None
     no_reshare: bool = False
     in_platform_only: bool = False
 

@@ -17,18 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject
 from broker.auth.models import Role
-from broker.auth.principal import Principal
-from broker.catalog_api.viewer import viewer_of
+from broker.auth.principal import Principal, viewer_of
 from broker.config import Settings
 from broker.grants.models import Grant
 from broker.requests import clock
-from broker.requests.models import (
-    Decision,
-    LineKind,
-    LineState,
-    Request,
-    RequestLine,
-)
+from broker.requests.models import Decision, LineKind, LineState, Request, RequestLine
 from broker.requests.schemas import (
     Conditions,
     LeaderDecision,
@@ -43,8 +36,8 @@ from catalog.datasets.freshness import CYCLE_LENGTH
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments import service as departments
 from catalog.departments.models import Department
-from catalog.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from catalog.vocab import DataGrade, DatasetStatus, Sensitivity, ShareType, UpdateCycle
+from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
 S = LineState
 # Which state each action may start from: anything else is a 409 naming the state.

@@ -4,8 +4,8 @@ import uuid
 from sqlalchemy import JSON, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.base import Base, IdMixin, TimestampMixin
 from catalog.departments.models import Department
+from core.models import Base, IdMixin, TimestampMixin
 
 
 class Phase(enum.StrEnum):

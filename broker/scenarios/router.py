@@ -8,8 +8,7 @@ from broker.audit.service import AuditObject
 from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
-from broker.db import SessionDep
-from broker.pagination import (
+from broker.kit.pagination import (
     CursorQuery,
     CursorText,
     LimitQuery,
@@ -17,6 +16,7 @@ from broker.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from broker.kit.session import SessionDep
 from broker.scenarios import service
 from broker.scenarios.models import Scenario
 from broker.scenarios.schemas import ScenarioCreate, ScenarioRead, ScenarioUpdate

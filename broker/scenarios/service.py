@@ -8,7 +8,7 @@ from broker.scenarios.models import Scenario
 from broker.scenarios.schemas import ScenarioCreate, ScenarioUpdate
 from catalog.departments import service as departments
 from catalog.departments.models import Department
-from catalog.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
 
 async def _check_members(session: AsyncSession, codes: list[str]) -> None:

@@ -15,8 +15,8 @@ import polars as pl
 from openpyxl import load_workbook
 
 from catalog.datasets.models import DataItem
-from catalog.errors import FieldError, InvalidInput, TooLarge
 from catalog.uploads import refuse_xlsx_bombs
+from core.errors import FieldError, InvalidInput, TooLarge
 
 MAX_XLSX_UNPACKED_BYTES = 2 * 1024 * 1024 * 1024
 CHUNK = 1024 * 1024

@@ -5,7 +5,6 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.base import Base, IdMixin, TimestampMixin
 from catalog.departments.models import Department
 from catalog.vocab import (
     BaseKind,
@@ -18,6 +17,7 @@ from catalog.vocab import (
     ShareType,
     UpdateCycle,
 )
+from core.models import Base, IdMixin, TimestampMixin
 
 
 def vocab(kind: type, name: str) -> Enum:

@@ -1,9 +1,9 @@
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Self
 
 import polars as pl
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from catalog.vocab import (
     BaseKind,
@@ -18,6 +18,7 @@ from catalog.vocab import (
     ShareType,
     UpdateCycle,
 )
+from core.time import CalendarDate, CalendarMoment
 
 Code = Annotated[
     str,
@@ -26,13 +27,6 @@ Code = Annotated[
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]
 Bound = Annotated[float, Field(allow_inf_nan=False)]
-
-# Dates the catalog computes with stay in 1900..2200: deadlines (last update plus cycles and lag)
-# then never overflow Python's year 9999, and no district holds data from outside it.
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 12, 31, 23, 59, 59, tzinfo=UTC)
-CatalogDate = Annotated[date, Field(ge=EARLIEST.date(), le=LATEST.date())]
-CatalogMoment = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST)]
 
 
 def rust_regex_error(pattern: str) -> str | None:
@@ -116,8 +110,8 @@ class DatasetFields(BaseModel):
     update_cycle: UpdateCycle
     publication_lag_days: int = Field(default=0, ge=0, le=366)
     share_methods: list[ShareMethod] = Field(default_factory=list, max_length=5)
-    temporal_start: CatalogDate | None = None
-    temporal_end: CatalogDate | None = None
+    temporal_start: CalendarDate | None = None
+    temporal_end: CalendarDate | None = None
     spatial_coverage: Annotated[str, StringConstraints(max_length=200)] | None = None
     aggregated: bool = Field(
         default=False, description="A copy is already at the platform (已归集)."
@@ -130,7 +124,7 @@ class DatasetCreate(DatasetFields):
         default=None, description="Defaults to the caller's department."
     )
     status: DatasetStatus = DatasetStatus.draft
-    last_updated_at: CatalogMoment | None = Field(
+    last_updated_at: CalendarMoment | None = Field(
         default=None, description="When the data was last updated, as declared by the steward."
     )
     items: list[DataItemIn] = Field(default_factory=list, max_length=2000)
@@ -153,12 +147,12 @@ class DatasetUpdate(BaseModel):
     update_cycle: UpdateCycle | None = None
     publication_lag_days: int | None = Field(default=None, ge=0, le=366)
     share_methods: list[ShareMethod] | None = Field(default=None, max_length=5)
-    temporal_start: CatalogDate | None = None
-    temporal_end: CatalogDate | None = None
+    temporal_start: CalendarDate | None = None
+    temporal_end: CalendarDate | None = None
     spatial_coverage: Annotated[str, StringConstraints(max_length=200)] | None = None
     aggregated: bool | None = None
     status: DatasetStatus | None = None
-    last_updated_at: CatalogMoment | None = None
+    last_updated_at: CalendarMoment | None = None
 
 
 class DataItemsReplace(BaseModel):

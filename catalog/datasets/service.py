@@ -21,20 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
 from catalog.access import Viewer
-from catalog.base import utcnow
 from catalog.datasets.freshness import deadlines, freshness_at
 from catalog.datasets.models import DataItem, Dataset
 from catalog.datasets.schemas import DataItemIn, DatasetCreate, DatasetFields, DatasetUpdate
 from catalog.departments import service as departments
 from catalog.departments.models import Department
-from catalog.errors import (
-    Conflict,
-    FieldError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PreconditionFailed,
-)
 from catalog.search import index
 from catalog.search.tokens import index_tokens, parse_query
 from catalog.vocab import (
@@ -47,6 +38,8 @@ from catalog.vocab import (
     ShareType,
     label,
 )
+from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from core.time import utcnow
 
 # ---------------------------------------------------------------- rules
 

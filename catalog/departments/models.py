@@ -5,7 +5,7 @@ from typing import Optional
 from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from catalog.base import Base, IdMixin, TimestampMixin
+from core.models import Base, IdMixin, TimestampMixin
 
 
 class DepartmentKind(enum.StrEnum):

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.departments.models import Department
 from catalog.departments.schemas import DepartmentCreate, DepartmentUpdate
-from catalog.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
+from core.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 
 
 async def list_departments(

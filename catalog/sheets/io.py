@@ -10,10 +10,10 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import Cell, WriteOnlyCell
 from openpyxl.workbook.child import _WorkbookChild
 
-from catalog.errors import FieldError, InvalidInput
 from catalog.exports import restore_cell, safe_cell, xlsx_cell
 from catalog.sheets.layout import BY_NAME, COLUMNS, Column
 from catalog.uploads import refuse_xlsx_bombs
+from core.errors import FieldError, InvalidInput
 
 MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
 XLSX_MAGIC = b"PK\x03\x04"

@@ -15,7 +15,6 @@ from catalog.datasets import service as datasets
 from catalog.datasets.models import Dataset
 from catalog.datasets.schemas import DatasetCreate, DatasetFields, DatasetUpdate
 from catalog.departments.models import Department
-from catalog.errors import DomainError, FieldError, Forbidden, InvalidInput
 from catalog.sheets.io import SheetRow, read_sheet
 from catalog.sheets.layout import COLUMNS, FALSE_WORDS, LIST_SEPARATORS, TRUE_WORDS
 from catalog.vocab import (
@@ -32,6 +31,7 @@ from catalog.vocab import (
     label,
     parse,
 )
+from core.errors import DomainError, FieldError, Forbidden, InvalidInput
 
 HEADER = {c.key: c.header for c in COLUMNS}
 ITEM_FIELD_COLUMN = {

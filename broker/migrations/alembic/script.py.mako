@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-import catalog.base
+import core.models
 from alembic import op
 ${imports if imports else ""}
 revision: str = ${repr(up_revision)}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import catalog.base
+import core.models
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -26,8 +26,8 @@ def upgrade() -> None:
         sa.Column("alg", sa.String(length=10), nullable=False),
         sa.Column("private_jwk", sa.JSON(), nullable=False),
         sa.Column("public_jwk", sa.JSON(), nullable=False),
-        sa.Column("created_at", catalog.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("retired_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("retired_at", core.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("kid", name=op.f("pk_signing_key")),
     )
     op.create_table(
@@ -51,18 +51,18 @@ def upgrade() -> None:
         sa.Column("secret_hash", sa.String(length=255), nullable=True),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("failed_attempts", sa.Integer(), nullable=False),
-        sa.Column("locked_until", catalog.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("locked_until", core.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),

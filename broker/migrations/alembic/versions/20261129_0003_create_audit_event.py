@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import catalog.base
+import core.models
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -34,7 +34,7 @@ def upgrade() -> None:
         "audit_event",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("time", catalog.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("time", core.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor_subject", sa.String(length=200), nullable=True),
         sa.Column("actor_department", sa.String(length=32), nullable=True),
         sa.Column("actor_roles", sa.JSON(), nullable=False),

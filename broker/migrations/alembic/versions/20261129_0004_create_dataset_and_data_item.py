@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import catalog.base
+import core.models
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -162,22 +162,22 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("last_updated_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("due_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("stale_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_updated_at", core.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", core.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stale_at", core.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("search_tokens", sa.Text(), nullable=False),
         sa.Column("title_tokens", sa.Text(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import catalog.base
+import core.models
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("response", sa.JSON(), nullable=True),
-        sa.Column("created_at", catalog.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_record")),
         sa.UniqueConstraint("subject", "key", name=op.f("uq_idempotency_record_subject_key")),
     )
@@ -58,13 +58,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -92,18 +92,18 @@ def upgrade() -> None:
         sa.Column("legal_basis", sa.Text(), nullable=True),
         sa.Column("usage_start", sa.Date(), nullable=False),
         sa.Column("usage_end", sa.Date(), nullable=False),
-        sa.Column("submitted_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("submitted_at", core.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -175,29 +175,29 @@ def upgrade() -> None:
         sa.Column("route_reason", sa.Text(), nullable=True),
         sa.Column("freshness_need", sa.JSON(), nullable=True),
         sa.Column("freshness_warning", sa.Text(), nullable=True),
-        sa.Column("routed_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("due_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("routed_at", core.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", core.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("clock_basis", sa.String(length=16), nullable=True),
-        sa.Column("paused_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("paused_at", core.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("question", sa.Text(), nullable=True),
         sa.Column("answer", sa.Text(), nullable=True),
         sa.Column("pending_approval", sa.JSON(), nullable=True),
         sa.Column("conditions", sa.JSON(), nullable=True),
         sa.Column("declaration", sa.JSON(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("escalated_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("decided_at", catalog.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalated_at", core.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_at", core.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -252,7 +252,7 @@ def upgrade() -> None:
         sa.Column("from_state", sa.String(length=32), nullable=False),
         sa.Column("to_state", sa.String(length=32), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("created_at", catalog.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["line_id"],
@@ -275,8 +275,8 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.Uuid(), nullable=False),
         sa.Column("columns", sa.JSON(), nullable=False),
         sa.Column("conditions", sa.JSON(), nullable=False),
-        sa.Column("valid_from", catalog.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("valid_until", catalog.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("valid_from", core.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("valid_until", core.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "status",
             sa.Enum(
@@ -297,13 +297,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            catalog.base.UTCDateTime(timezone=True),
+            core.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),

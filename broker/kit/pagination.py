@@ -12,8 +12,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
 
-from broker.inputs import refuse_control_characters
-from catalog.errors import FieldError, InvalidInput
+from broker.kit.inputs import refuse_control_characters
+from core.errors import FieldError, InvalidInput
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50

@@ -9,17 +9,17 @@ from sqlalchemy import select
 from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
 from broker.audit.service import AuditObject
-from broker.catalog_api.datasets import Maintainer
-from broker.catalog_api.viewer import CatalogViewer
+from broker.auth.dependencies import CatalogViewer
 from broker.config import Settings
-from broker.db import SessionDep
-from broker.heavy_work import HeavyWorkDep
+from broker.datasets.router import Maintainer
+from broker.kit.heavy_work import HeavyWorkDep
+from broker.kit.session import SessionDep
 from catalog import dcat
 from catalog.datasets.models import Dataset
-from catalog.errors import FieldError, TooLarge
 from catalog.sheets import io as sheet_io
 from catalog.sheets import service as sheets
 from catalog.vocab import DatasetStatus
+from core.errors import FieldError, TooLarge
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

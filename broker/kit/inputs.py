@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote
 
 from fastapi import Request
 
-from broker.errors import FieldError, InvalidInput, OAuthError
+from core.errors import FieldError, InvalidInput, OAuthError
 
 FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 TEXT_HEADERS = ("If-Match", "Idempotency-Key")

@@ -12,71 +12,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog.errors import (
-    Conflict,
+from core.errors import (
     DomainError,
-    FieldError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
+    OAuthError,
 )
 
-__all__ = [
-    "Conflict",
-    "DomainError",
-    "FieldError",
-    "Forbidden",
-    "InvalidInput",
-    "NotFound",
-    "OAuthError",
-    "PreconditionFailed",
-    "PreconditionRequired",
-    "Unauthorized",
-    "install_error_handlers",
-    "problem_response",
-]
-
-logger = logging.getLogger("broker.errors")
+logger = logging.getLogger("broker.problems")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://broker.invalid/problems/"
-
-
-class Unauthorized(DomainError):
-    """No usable credentials: RFC 6750 says which, in WWW-Authenticate."""
-
-    status = 401
-    code = "unauthorized"
-    title = "Unauthorized"
-
-    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
-        super().__init__(detail)
-        challenge = 'Bearer realm="broker"'
-        if error is not None:
-            safe = detail.replace('"', "'")
-            challenge += f', error="{error}", error_description="{safe}"'
-        self.headers = {"WWW-Authenticate": challenge}
-
-
-class OAuthError(DomainError):
-    """A token-endpoint failure, answered in the RFC 6749 §5.2 shape clients expect."""
-
-    code = "oauth-error"
-    title = "Token request refused"
-
-    def __init__(
-        self, error: str, detail: str, *, status: int = 400, retry_after: int | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.error = error
-        self.http_status = status
-        self.headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-        if status == 401:
-            self.headers["WWW-Authenticate"] = 'Basic realm="broker"'
-        if retry_after is not None:
-            self.headers["Retry-After"] = str(retry_after)
 
 
 _HTTP_CODES: dict[int, tuple[str, str, str]] = {

@@ -5,13 +5,11 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
 from broker.audit.service import AuditObject
-from broker.auth.dependencies import require_roles
+from broker.auth.dependencies import CatalogViewer, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
-from broker.catalog_api.viewer import CatalogViewer
-from broker.db import SessionDep
-from broker.http import etag_for, version_from_if_match
-from broker.pagination import (
+from broker.kit.etags import etag_for, version_from_if_match
+from broker.kit.pagination import (
     CursorMoment,
     CursorQuery,
     CursorScore,
@@ -20,6 +18,7 @@ from broker.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from broker.kit.session import SessionDep
 from catalog.datasets import service
 from catalog.datasets.models import DataItem, Dataset
 from catalog.datasets.schemas import (
@@ -34,7 +33,6 @@ from catalog.datasets.schemas import (
     ItemHit,
     ItemSearchPage,
 )
-from catalog.errors import PreconditionRequired
 from catalog.vocab import (
     BaseKind,
     Category,
@@ -45,6 +43,7 @@ from catalog.vocab import (
     ShareType,
     UpdateCycle,
 )
+from core.errors import PreconditionRequired
 
 router = APIRouter(tags=["catalog"])
 Maintainer = Annotated[Principal, Depends(require_roles(Role.steward, Role.platform_admin))]

@@ -5,15 +5,34 @@ retry on any replica sees it; the stored answer commits with the work itself.
 """
 
 import hashlib
+import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import JSON, String, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
-from broker.requests.models import IdempotencyRecord
-from catalog.base import utcnow
-from catalog.errors import Conflict, FieldError, InvalidInput
+from core.errors import Conflict, FieldError, InvalidInput
+from core.models import Base
+from core.time import utcnow
+
+
+class IdempotencyRecord(Base):
+    """A write that carried an Idempotency-Key: replayed for the same body, refused for another."""
+
+    __tablename__ = "idempotency_record"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    subject: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("subject", "key"),)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:

@@ -2,7 +2,7 @@
 
 import re
 
-from catalog.errors import FieldError, InvalidInput
+from core.errors import FieldError, InvalidInput
 
 # Versions are counters: 18 ASCII digits outlast any object; more, or "²" (which str.isdigit
 # accepts and int() refuses), is not an ETag we issued.

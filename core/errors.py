@@ -1,7 +1,7 @@
 """The domain error hierarchy.
 
-Services raise these; `broker.errors` maps each to an RFC 9457 problem document in one place.
-It lives in `catalog` so catalog services can raise them without importing `broker`.
+Services raise these; `broker.kit.problems` maps each to an RFC 9457 problem document in one
+place. They sit in `core`, below both `catalog` and `broker`, so every layer raises the same ones.
 """
 
 from dataclasses import dataclass
@@ -87,3 +87,38 @@ class ValidationFailed(InvalidInput):
 
     code = "validation-failed"
     title = "Data failed validation"
+
+
+class Unauthorized(DomainError):
+    """No usable credentials: RFC 6750 says which, in WWW-Authenticate."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(detail)
+        challenge = 'Bearer realm="broker"'
+        if error is not None:
+            safe = detail.replace('"', "'")
+            challenge += f', error="{error}", error_description="{safe}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class OAuthError(DomainError):
+    """A token-endpoint failure, answered in the RFC 6749 §5.2 shape clients expect."""
+
+    code = "oauth-error"
+    title = "Token request refused"
+
+    def __init__(
+        self, error: str, detail: str, *, status: int = 400, retry_after: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.http_status = status
+        self.headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if status == 401:
+            self.headers["WWW-Authenticate"] = 'Basic realm="broker"'
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)

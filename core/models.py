@@ -1,8 +1,4 @@
-"""The one declarative base shared by every table of the product.
-
-It lives in `catalog` (the lowest layer) because catalog models need it and `catalog` must not
-import `broker`; `broker.db` re-exports it.
-"""
+"""The one declarative base shared by every table of the product, with its naming convention."""
 
 import uuid
 from datetime import UTC, datetime
@@ -12,6 +8,8 @@ from sqlalchemy import DateTime, MetaData, Uuid, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from core.time import utcnow
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -45,10 +43,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,1 @@
+"""Shared HTTP plumbing: sessions, pages and cursors, ETags, idempotency, input checks, problems."""
