@@ -32,6 +32,7 @@ from broker.departments.router import router as departments_router
 from broker.grants.router import router as grants_router
 from broker.kit.allowed_methods import AllowedMethodsMiddleware
 from broker.kit.heavy_work import HeavyWork
+from broker.kit.idempotency import install_replay
 from broker.kit.inputs import check_inputs
 from broker.kit.problems import install_error_handlers, problem_response
 from broker.openapi.refine import serve_refined_openapi
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.heavy_work = HeavyWork(slots=settings.heavy_work_slots)
     app.state.external_jwks = ExternalJwks(settings) if settings.external_enabled else None
     install_error_handlers(app)
+    install_replay(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

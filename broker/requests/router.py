@@ -2,14 +2,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from broker.audit.dependencies import AuditActor
 from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
-from broker.kit import idempotency
+from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorId,
     CursorMoment,
@@ -43,10 +42,6 @@ router = APIRouter(tags=["requests"])
 Requester = Annotated[Principal, Depends(require_roles(Role.requester))]
 Steward = Annotated[Principal, Depends(require_roles(Role.steward))]
 Leader = Annotated[Principal, Depends(require_roles(Role.leader))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(max_length=200, description="Retry-safe submit: the same key replays the result."),
-]
 
 
 def line_read(line: RequestLine, now: datetime, grant_id: uuid.UUID | None) -> LineRead:
@@ -160,45 +155,15 @@ async def add_request_lines(
 
 @router.post("/requests/{request_id}/submit", response_model=RequestRead)
 async def submit_request(
-    request_id: uuid.UUID,
-    request: Request,
-    ctx: Ctx,
-    _requester: Requester,
-    idempotency_key: IdempotencyKey = None,
-) -> RequestRead | JSONResponse:
+    request_id: uuid.UUID, ctx: Ctx, _requester: Requester, idempotency: Idempotent
+) -> RequestRead:
     """Route every line by policy. With an Idempotency-Key, a retry replays the first answer."""
-    factory = request.app.state.session_factory
-    subject = ctx.principal.subject
-    if idempotency_key is not None:
-        # End the read transaction authentication opened: on SQLite it holds the only write
-        # lock, which the claim's own session needs.
-        await ctx.session.commit()
-        print_ = idempotency.fingerprint(request.method, request.url.path, await request.body())
-        replay = await idempotency.claim(factory, subject, idempotency_key, print_)
-        if replay is not None:
-            assert replay.status_code is not None
-            assert replay.response is not None
-            return JSONResponse(
-                replay.response,
-                status_code=replay.status_code,
-                headers={"Idempotent-Replayed": "true"},
-            )
-    try:
-        found = await engine.get_request(
-            session=ctx.session, principal=ctx.principal, request_id=request_id
-        )
-        submitted = await engine.submit(ctx, found)
-        result = await request_read(ctx.session, submitted)
-        if idempotency_key is not None:
-            await idempotency.complete(
-                ctx.session, subject, idempotency_key, 200, result.model_dump(mode="json")
-            )
-        await ctx.session.commit()
-    except Exception:
-        await ctx.session.rollback()
-        if idempotency_key is not None:
-            await idempotency.release(factory, subject, idempotency_key)
-        raise
+    found = await engine.get_request(
+        session=ctx.session, principal=ctx.principal, request_id=request_id
+    )
+    submitted = await engine.submit(ctx, found)
+    result = await request_read(ctx.session, submitted)
+    await idempotency.remember(result, status_code=200)
     return result
 
 
