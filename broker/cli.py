@@ -450,7 +450,7 @@ def escalate() -> None:
     import uuid as uuid_module
 
     from broker.auth.principal import Principal
-    from broker.requests import service as engine
+    from broker.requests import transitions as engine
     from core.time import utcnow
 
     settings = Settings()
@@ -471,7 +471,7 @@ def escalate() -> None:
             settings=settings,
             now=utcnow(),
         )
-        return [str(line.id) for line in await engine.escalate_sweep(ctx)]
+        return [str(line.id) for line in await engine.escalate_sweep(ctx=ctx)]
 
     moved = run_in_session(settings, sweep)
     typer.echo(f"escalated {len(moved)} line(s) to coordination")

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.requests.schemas import Conditions
-from broker.requests.terms import combine, loosenings
+from broker.grants.schemas import Conditions
+from broker.grants.terms import combine, loosenings
 from conftest import Identities
 from delivery_data import POPULATION, as_csv, people
 from workflow import DECLARATION

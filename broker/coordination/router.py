@@ -4,17 +4,20 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from broker.auth.dependencies import Authenticated, require_roles
+from broker.auth.dependencies import Authenticated, PlatformAdmin, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.coordination import service as coordination
 from broker.coordination.schemas import (
     DepartmentReadiness,
+    EscalationSweep,
     OutstandingLineRead,
     ReadinessBoard,
 )
 from broker.kit.session import SessionDep
-from broker.requests import service as engine
+from broker.requests import service as requests
+from broker.requests import transitions
+from broker.requests.dependencies import Ctx
 from broker.scenarios import service as scenarios
 from core.time import utcnow
 
@@ -63,7 +66,7 @@ async def scenario_readiness(
 async def request_readiness(
     request_id: uuid.UUID, session: SessionDep, principal: Authenticated, format: Format = "json"
 ) -> ReadinessBoard | Response:
-    found = await engine.get_request(session=session, principal=principal, request_id=request_id)
+    found = await requests.get_request(session=session, principal=principal, request_id=request_id)
     return _respond(
         await coordination.board(session=session, lines=list(found.lines), now=utcnow()), format
     )
@@ -93,3 +96,10 @@ async def coordination_agenda(
             coordination.agenda_markdown(result, now), media_type="text/markdown; charset=utf-8"
         )
     return _board_read(result)
+
+
+@router.post("/coordination/escalations", response_model=EscalationSweep)
+async def escalate_overdue_and_refused(ctx: Ctx, _admin: PlatformAdmin) -> EscalationSweep:
+    """Move every overdue or refused line to coordination (as `broker escalate` does)."""
+    moved = await transitions.escalate_sweep(ctx=ctx)
+    return EscalationSweep(escalated=[line.id for line in moved])

@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -37,3 +38,7 @@ class ReadinessBoard(BaseModel):
     total: int
     departments: list[DepartmentReadiness]
     outstanding: list[OutstandingLineRead]
+
+
+class EscalationSweep(BaseModel):
+    escalated: list[uuid.UUID]

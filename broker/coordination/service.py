@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.requests.models import LineState, Request, RequestLine
-from broker.requests.service import is_overdue
+from broker.requests.policy import is_overdue
 from catalog.departments.models import Department
 from catalog.exports import safe_cell
 

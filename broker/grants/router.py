@@ -9,10 +9,9 @@ from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.grants import service
 from broker.grants.models import Grant, GrantStatus
-from broker.grants.schemas import GrantPage, GrantRead
+from broker.grants.schemas import GrantPage, GrantRead, Reason
 from broker.kit.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from broker.kit.session import SessionDep
-from broker.requests.schemas import Reason
 from core.time import utcnow
 
 router = APIRouter(prefix="/grants", tags=["grants"])
@@ -82,9 +81,7 @@ async def _change(
         reason=body.reason,
         now=utcnow(),
     )
-    result = read(grant)
-    await session.commit()
-    return result
+    return read(grant)
 
 
 @router.post("/{grant_id}/revoke", response_model=GrantRead)

@@ -1,10 +1,55 @@
+"""A grant's terms and how a grant reads; requests imports the terms from here."""
+
 import uuid
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from broker.grants.models import GrantStatus
-from broker.requests.schemas import Conditions
+from core.time import CalendarDate
+
+Text4000 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class RowFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    column: Code
+    op: Literal["eq", "ne", "in", "lt", "le", "gt", "ge"]
+    value: Any
+
+
+MAX_ROW_FILTERS = 20
+
+
+class Conditions(BaseModel):
+    """Structured conditions of an approval; everything the delivery side can enforce."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[Code] | None = Field(
+        default=None, min_length=1, description="Subset of item codes granted."
+    )
+    masking: dict[Code, Literal["hash", "partial", "null"]] = Field(default_factory=dict)
+    aggregation_level: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None,
+        examples=["RK-JD", "district"],
+        description="An item code: downloads are summed per value of that column. Any other "
+        "word names the granularity the owner's releases already have (delivered as is).",
+    )
+    row_filter: list[RowFilter] = Field(default_factory=list, max_length=MAX_ROW_FILTERS)
+    purpose: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    valid_until: CalendarDate | None = None
+    no_reshare: bool = False
+    in_platform_only: bool = False
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text4000
 
 
 class GrantRead(BaseModel):

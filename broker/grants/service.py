@@ -1,7 +1,15 @@
-"""Grants: visible to both sides, revoked or suspended by the owner or the platform."""
+"""Grants: issued for an approved line, visible to both sides, revoked, suspended or resumed by
+the owner or the platform, expired when their end passes.
+
+Requests calls in here once a line is approved; grants never reads a request. What it needs of
+the approval arrives as an `Approval`.
+"""
 
 import uuid
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +19,115 @@ from broker.audit.service import Actor, AuditObject
 from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.grants.models import Grant, GrantStatus
-from core.errors import Conflict, Forbidden, NotFound
+from broker.grants.schemas import Conditions
+from catalog.datasets.models import DataItem, Dataset
+from catalog.departments.models import Department
+from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+
+# A grant ends with the last second of its last day where the departments work.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approved request line, as much of it as its grant is issued from."""
+
+    line_id: uuid.UUID
+    request_id: uuid.UUID
+    scenario_id: uuid.UUID
+    grantee: Department
+    dataset: Dataset
+    item: DataItem | None
+    usage_end: date
+
+
+def check_conditions(
+    *, dataset: Dataset | None, item: DataItem | None, conditions: Conditions, location: str
+) -> None:
+    """Conditions may only name columns the line's dataset (or its one item) has (422 otherwise)."""
+    if dataset is None:
+        return
+    codes = {item.code} if item is not None else {i.code for i in dataset.items}
+    named = (
+        list(conditions.columns or [])
+        + list(conditions.masking)
+        + [f.column for f in conditions.row_filter]
+    )
+    unknown = sorted({c for c in named if c not in codes})
+    if unknown:
+        raise InvalidInput(
+            f"The line covers no column(s) {', '.join(unknown)} of '{dataset.code}'.",
+            errors=[FieldError(location, f"Name only the line's columns: {sorted(codes)}.")],
+        )
+
+
+def valid_until(*, usage_end: date, conditions: Conditions | None) -> datetime:
+    """The end of the request's usage period, or the earlier end the conditions set, at the
+    last second of that day in Shanghai."""
+    end = usage_end
+    if conditions is not None and conditions.valid_until is not None:
+        end = min(end, conditions.valid_until)
+    return datetime.combine(end, time(23, 59, 59), tzinfo=SHANGHAI).astimezone(UTC)
+
+
+async def issue(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    now: datetime,
+    approval: Approval,
+    conditions: Conditions | None,
+) -> Grant:
+    """The grant for an approved line: exactly the approved columns, until the usage period ends."""
+    dataset = approval.dataset
+    if approval.item is not None:
+        columns = [approval.item.code]
+    elif conditions is not None and conditions.columns:
+        columns = list(conditions.columns)
+    else:
+        columns = [i.code for i in dataset.items]
+    grant = Grant(
+        line_id=approval.line_id,
+        request_id=approval.request_id,
+        scenario_id=approval.scenario_id,
+        grantee_department_id=approval.grantee.id,
+        owner_department_id=dataset.owner_department_id,
+        dataset=dataset,
+        columns=columns,
+        conditions=conditions.model_dump(mode="json") if conditions is not None else {},
+        valid_from=now,
+        valid_until=valid_until(usage_end=approval.usage_end, conditions=conditions),
+        issued_by=actor.client_id or actor.subject or "system",
+    )
+    session.add(grant)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "grant.issued",
+        AuditObject("grant", str(grant.id)),
+        details={
+            "line": str(approval.line_id),
+            "dataset": dataset.code,
+            "columns": columns,
+            "grantee": approval.grantee.code,
+            "valid_until": grant.valid_until.isoformat(),
+        },
+    )
+    return grant
+
+
+async def ids_by_line(
+    *, session: AsyncSession, line_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """The grant issued for each of these request lines that has one."""
+    ids = list(line_ids)
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(select(Grant.line_id, Grant.id).where(Grant.line_id.in_(ids)))
+    ).all()
+    return {line_id: grant_id for line_id, grant_id in rows}
 
 
 def may_see(principal: Principal, grant: Grant) -> bool:

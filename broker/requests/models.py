@@ -47,19 +47,6 @@ class LineState(enum.StrEnum):
     not_held = "not_held"
 
 
-GRANTED_STATES = frozenset({LineState.approved, LineState.auto_approved})
-OPEN_STATES = frozenset(
-    {
-        LineState.pending_owner,
-        LineState.pending_registration,
-        LineState.needs_info,
-        LineState.approved_with_conditions,
-        LineState.rejected,
-        LineState.escalated,
-    }
-)
-
-
 class Request(IdMixin, TimestampMixin, Base):
     """A bundle of data lines a scenario needs, filed by one department in one go."""
 

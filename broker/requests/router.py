@@ -1,13 +1,16 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.audit.dependencies import AuditActor
 from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
+from broker.grants import service as grants
+from broker.grants.schemas import Reason
 from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorId,
@@ -18,24 +21,24 @@ from broker.kit.pagination import (
     encode_cursor,
 )
 from broker.kit.session import SessionDep
-from broker.requests import service as engine
+from broker.requests import policy, service, transitions
+from broker.requests.dependencies import Ctx, LockedLine
 from broker.requests.models import Request as DataRequest
 from broker.requests.models import RequestLine
 from broker.requests.schemas import (
     Answer,
     BatchDecision,
     DecisionsApplied,
-    EscalationSweep,
     InboxPage,
     LeaderDecision,
     LineRead,
     LinesAdd,
     LinesAdded,
     OwnerDecision,
-    Reason,
     RequestCreate,
     RequestRead,
 )
+from broker.requests.transitions import Context
 from core.time import utcnow
 
 router = APIRouter(tags=["requests"])
@@ -64,11 +67,11 @@ def line_read(line: RequestLine, now: datetime, grant_id: uuid.UUID | None) -> L
         routed_at=line.routed_at,
         due_at=line.due_at,
         clock_basis=line.clock_basis,
-        overdue=engine.is_overdue(line, now),
+        overdue=policy.is_overdue(line, now),
         question=line.question,
         answer=line.answer,
         awaiting_second_approval=line.pending_approval is not None,
-        proposed_terms=engine.proposed_terms(line),
+        proposed_terms=service.proposed_terms(line),
         conditions=line.conditions,
         declaration=line.declaration,
         reason=line.reason,
@@ -77,9 +80,21 @@ def line_read(line: RequestLine, now: datetime, grant_id: uuid.UUID | None) -> L
     )
 
 
-async def request_read(session: SessionDep, request: DataRequest) -> RequestRead:
-    now = utcnow()
-    grants = await engine.grants_by_line(session, request.lines)
+async def lines_read(
+    session: AsyncSession, lines: Sequence[RequestLine], now: datetime
+) -> list[LineRead]:
+    """The lines as they stand after the change, each with the grant it produced, if any."""
+    await session.flush()
+    grant_ids = await grants.ids_by_line(session=session, line_ids=[line.id for line in lines])
+    return [line_read(line, now, grant_ids.get(line.id)) for line in lines]
+
+
+async def line_result(ctx: Context, line: RequestLine) -> LineRead:
+    """A line as the decision just taken on it left it."""
+    return (await lines_read(ctx.session, [line], ctx.now))[0]
+
+
+async def request_read(session: AsyncSession, request: DataRequest) -> RequestRead:
     return RequestRead(
         id=request.id,
         scenario_code=request.scenario.code,
@@ -89,35 +104,12 @@ async def request_read(session: SessionDep, request: DataRequest) -> RequestRead
         legal_basis=request.legal_basis,
         usage_start=request.usage_start,
         usage_end=request.usage_end,
-        status=engine.request_status(request),
+        status=service.request_status(request),
         submitted_at=request.submitted_at,
         created_by=request.created_by,
         created_at=request.created_at,
-        lines=[line_read(line, now, grants.get(line.id)) for line in request.lines],
+        lines=await lines_read(session, request.lines, utcnow()),
     )
-
-
-def context(
-    request: Request, session: SessionDep, principal: Authenticated, actor: AuditActor
-) -> engine.Context:
-    return engine.Context(
-        session=session,
-        principal=principal,
-        actor=actor,
-        settings=request.app.state.settings,
-        now=utcnow(),
-    )
-
-
-Ctx = Annotated[engine.Context, Depends(context)]
-
-
-async def _line_result(ctx: engine.Context, line: RequestLine) -> LineRead:
-    await ctx.session.flush()
-    grants = await engine.grants_by_line(ctx.session, [line])
-    result = line_read(line, ctx.now, grants.get(line.id))
-    await ctx.session.commit()
-    return result
 
 
 @router.post("/requests", response_model=RequestRead, status_code=status.HTTP_201_CREATED)
@@ -125,18 +117,16 @@ async def create_request(
     body: RequestCreate, ctx: Ctx, _requester: Requester, response: Response
 ) -> RequestRead:
     """A draft bundle: items, whole datasets or needs not yet in the catalog."""
-    created = await engine.create_request(ctx, body)
-    result = await request_read(ctx.session, created)
-    await ctx.session.commit()
+    created = await service.create_request(ctx=ctx, data=body)
     response.headers["Location"] = f"/v1/requests/{created.id}"
-    return result
+    return await request_read(ctx.session, created)
 
 
 @router.get("/requests/{request_id}", response_model=RequestRead)
 async def get_request(
     request_id: uuid.UUID, session: SessionDep, principal: Authenticated
 ) -> RequestRead:
-    found = await engine.get_request(session=session, principal=principal, request_id=request_id)
+    found = await service.get_request(session=session, principal=principal, request_id=request_id)
     return await request_read(session, found)
 
 
@@ -145,11 +135,12 @@ async def add_request_lines(
     request_id: uuid.UUID, body: LinesAdd, ctx: Ctx, _requester: Requester
 ) -> LinesAdded:
     """Add lines to a draft, or paste item codes in bulk; unknown codes are listed back."""
-    found = await engine.get_request(
+    found = await service.get_request(
         session=ctx.session, principal=ctx.principal, request_id=request_id
     )
-    added, unknown = await engine.add_lines(ctx, found, body.lines, body.item_codes)
-    await ctx.session.commit()
+    added, unknown = await service.add_lines(
+        ctx=ctx, request=found, specs=body.lines, item_codes=body.item_codes
+    )
     return LinesAdded(added=added, unknown_codes=unknown)
 
 
@@ -158,10 +149,10 @@ async def submit_request(
     request_id: uuid.UUID, ctx: Ctx, _requester: Requester, idempotency: Idempotent
 ) -> RequestRead:
     """Route every line by policy. With an Idempotency-Key, a retry replays the first answer."""
-    found = await engine.get_request(
+    found = await service.get_request(
         session=ctx.session, principal=ctx.principal, request_id=request_id
     )
-    submitted = await engine.submit(ctx, found)
+    submitted = await service.submit(ctx=ctx, request=found)
     result = await request_read(ctx.session, submitted)
     await idempotency.remember(result, status_code=200)
     return result
@@ -174,7 +165,7 @@ async def inbox(
     """Lines waiting for the caller's department, oldest first, with due dates."""
     position = decode_cursor(cursor, keys={"t": CursorMoment, "i": CursorId})
     after = (position["t"], str(position["i"])) if position else None
-    lines = await engine.inbox(session=session, principal=principal, after=after, limit=limit + 1)
+    lines = await service.inbox(session=session, principal=principal, after=after, limit=limit + 1)
     now = utcnow()
     next_cursor = None
     if len(lines) > limit:
@@ -186,105 +177,72 @@ async def inbox(
     )
 
 
+# The role dependency comes before LockedLine in each signature: a caller without the role is
+# refused (403) before any line is looked up or locked.
+
+
 @router.post("/lines/{line_id}/decisions", response_model=LineRead)
 async def decide_line(
-    line_id: uuid.UUID, body: OwnerDecision, ctx: Ctx, _steward: Steward
+    body: OwnerDecision, ctx: Ctx, _steward: Steward, line: LockedLine
 ) -> LineRead:
     """approve, approve_with_conditions, needs_info, reject, not_held, or register a need."""
-    line = await engine.get_line(
-        session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-    )
-    await engine.decide(ctx, line, body)
-    return await _line_result(ctx, line)
+    await transitions.decide(ctx=ctx, line=line, decision=body)
+    return await line_result(ctx, line)
 
 
 @router.post("/decisions", response_model=DecisionsApplied)
 async def decide_lines(body: BatchDecision, ctx: Ctx, _steward: Steward) -> DecisionsApplied:
     """The same decision on many lines, all or nothing."""
     decision = OwnerDecision.model_validate(body.model_dump(exclude={"line_ids"}))
-    lines = await engine.lock_lines(
+    lines = await service.lock_lines(
         session=ctx.session, principal=ctx.principal, line_ids=body.line_ids
     )
     for line in lines:
-        await engine.decide(ctx, line, decision)
-    await ctx.session.flush()
-    grants = await engine.grants_by_line(ctx.session, lines)
-    result = DecisionsApplied(
-        lines=[line_read(line, ctx.now, grants.get(line.id)) for line in lines]
-    )
-    await ctx.session.commit()
-    return result
+        await transitions.decide(ctx=ctx, line=line, decision=decision)
+    return DecisionsApplied(lines=await lines_read(ctx.session, lines, ctx.now))
 
 
 @router.post("/lines/{line_id}/answer", response_model=LineRead)
 async def answer_line_question(
-    line_id: uuid.UUID, body: Answer, ctx: Ctx, _requester: Requester
+    body: Answer, ctx: Ctx, _requester: Requester, line: LockedLine
 ) -> LineRead:
-    line = await engine.get_line(
-        session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-    )
-    await engine.answer(ctx, line, body.answer)
-    return await _line_result(ctx, line)
+    await transitions.answer(ctx=ctx, line=line, text=body.answer)
+    return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/accept", response_model=LineRead)
-async def accept_line_conditions(line_id: uuid.UUID, ctx: Ctx, _requester: Requester) -> LineRead:
-    line = await engine.get_line(
-        session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-    )
-    await engine.accept_conditions(ctx, line)
-    return await _line_result(ctx, line)
+async def accept_line_conditions(ctx: Ctx, _requester: Requester, line: LockedLine) -> LineRead:
+    await transitions.accept_conditions(ctx=ctx, line=line)
+    return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/decline", response_model=LineRead)
-async def decline_line_conditions(line_id: uuid.UUID, ctx: Ctx, _requester: Requester) -> LineRead:
-    line = await engine.get_line(
-        session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-    )
-    await engine.decline_conditions(ctx, line)
-    return await _line_result(ctx, line)
+async def decline_line_conditions(ctx: Ctx, _requester: Requester, line: LockedLine) -> LineRead:
+    await transitions.decline_conditions(ctx=ctx, line=line)
+    return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/withdraw", response_model=LineRead)
-async def withdraw_line(line_id: uuid.UUID, ctx: Ctx, _requester: Requester) -> LineRead:
-    line = await engine.get_line(
-        session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-    )
-    await engine.withdraw(ctx, line)
-    return await _line_result(ctx, line)
+async def withdraw_line(ctx: Ctx, _requester: Requester, line: LockedLine) -> LineRead:
+    await transitions.withdraw(ctx=ctx, line=line)
+    return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/escalate", response_model=LineRead)
 async def escalate_line(
-    line_id: uuid.UUID,
     body: Reason,
     ctx: Ctx,
     _caller: Annotated[Principal, Depends(require_roles(Role.requester, Role.platform_admin))],
+    line: LockedLine,
 ) -> LineRead:
     """Send a refusal or an overdue line to coordination."""
-    line = await engine.get_line(
-        session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-    )
-    await engine.escalate(ctx, line, body.reason)
-    return await _line_result(ctx, line)
+    await transitions.escalate(ctx=ctx, line=line, reason=body.reason)
+    return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/leader-decision", response_model=LineRead)
 async def settle_escalated_line(
-    line_id: uuid.UUID, body: LeaderDecision, ctx: Ctx, _leader: Leader
+    body: LeaderDecision, ctx: Ctx, _leader: Leader, line: LockedLine
 ) -> LineRead:
-    line = await engine.get_line(
-        session=ctx.session, principal=ctx.principal, line_id=line_id, for_update=True
-    )
-    await engine.leader_decide(ctx, line, body)
-    return await _line_result(ctx, line)
-
-
-@router.post("/coordination/escalations", response_model=EscalationSweep)
-async def escalate_overdue_and_refused(
-    ctx: Ctx, _admin: Annotated[Principal, Depends(require_roles(Role.platform_admin))]
-) -> EscalationSweep:
-    """Move every overdue or refused line to coordination (as `broker escalate` does)."""
-    moved = await engine.escalate_sweep(ctx)
-    await ctx.session.commit()
-    return EscalationSweep(escalated=[line.id for line in moved])
+    await transitions.leader_decide(ctx=ctx, line=line, decision=body)
+    return await line_result(ctx, line)

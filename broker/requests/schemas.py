@@ -1,16 +1,15 @@
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from broker.grants.schemas import Code, Conditions, Text4000
 from broker.requests.models import LineKind, LineState
 from catalog.vocab import Sensitivity, UpdateCycle
 from core.time import CalendarDate
 
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text4000 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class FreshnessNeed(BaseModel):
@@ -75,45 +74,6 @@ class LinesAdded(BaseModel):
     unknown_codes: list[str] = Field(description="Codes matching no published item; not added.")
 
 
-class Masking(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["hash", "partial", "null"]
-
-
-class RowFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    column: Code
-    op: Literal["eq", "ne", "in", "lt", "le", "gt", "ge"]
-    value: Any
-
-
-MAX_ROW_FILTERS = 20
-
-
-class Conditions(BaseModel):
-    """Structured conditions of an approval; everything the delivery side can enforce."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    columns: list[Code] | None = Field(
-        default=None, min_length=1, description="Subset of item codes granted."
-    )
-    masking: dict[Code, Literal["hash", "partial", "null"]] = Field(default_factory=dict)
-    aggregation_level: Annotated[str, StringConstraints(max_length=64)] | None = Field(
-        default=None,
-        examples=["RK-JD", "district"],
-        description="An item code: downloads are summed per value of that column. Any other "
-        "word names the granularity the owner's releases already have (delivered as is).",
-    )
-    row_filter: list[RowFilter] = Field(default_factory=list, max_length=MAX_ROW_FILTERS)
-    purpose: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    valid_until: CalendarDate | None = None
-    no_reshare: bool = False
-    in_platform_only: bool = False
-
-
 class Declaration(BaseModel):
     """时效性和保密性说明: the owner's statement of timeliness and confidentiality for the item."""
 
@@ -165,12 +125,6 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     answer: Text4000
-
-
-class Reason(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Text4000
 
 
 class LeaderDecision(BaseModel):
@@ -254,10 +208,6 @@ class RequestRead(BaseModel):
 class InboxPage(BaseModel):
     items: list[LineRead]
     next_cursor: str | None = None
-
-
-class EscalationSweep(BaseModel):
-    escalated: list[uuid.UUID]
 
 
 class DecisionsApplied(BaseModel):

@@ -62,7 +62,6 @@ async def create_scenario(
         AuditObject("scenario", scenario.code),
         details={"after": result.model_dump(mode="json", include={"name", "phase", "members"})},
     )
-    await session.commit()
     response.headers["Location"] = f"/v1/scenarios/{scenario.code}"
     return result
 
@@ -110,5 +109,4 @@ async def update_scenario(
         AuditObject("scenario", scenario.code),
         details=audit.changes(before, result.model_dump(mode="json", include=set(before))),
     )
-    await session.commit()
     return result

@@ -85,7 +85,3 @@ async def update(
             setattr(scenario, name, value)
     await session.flush()
     return scenario
-
-
-def lead_code(scenario: Scenario) -> str:
-    return scenario.lead.code

@@ -16,7 +16,7 @@ by dimension; "looser" means the grantee would receive or be allowed more:
 from datetime import date
 from typing import Any
 
-from broker.requests.schemas import MAX_ROW_FILTERS, Conditions
+from broker.grants.schemas import MAX_ROW_FILTERS, Conditions
 
 # How much a masking method hides; a column without a method is sent in clear.
 MASK_STRENGTH = {None: 0, "partial": 1, "hash": 2, "null": 3}

@@ -1,0 +1,449 @@
+"""A request line's life after submission (DESIGN.md §4): routing, the owner's decision, four-eyes,
+questions, conditions, withdrawal, escalation and the leader's word.
+
+Every change of state goes through `move`, which checks `ALLOWED`, stamps the line, writes the
+line's history and the audit event in the caller's transaction. An approval hands the line to
+`grants`, which issues the grant.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from broker.audit import service as audit
+from broker.audit.service import Actor, AuditObject
+from broker.auth.models import Role
+from broker.auth.principal import Principal
+from broker.config import Settings
+from broker.grants import service as grants
+from broker.grants.schemas import Conditions
+from broker.grants.terms import combine, is_unconditional, loosenings
+from broker.requests import clock, policy
+from broker.requests.models import Decision, LineKind, LineState, RequestLine
+from broker.requests.schemas import LeaderDecision, OwnerDecision
+from catalog.datasets.models import DataItem, Dataset
+from catalog.departments import service as departments
+from catalog.departments.models import Department
+from catalog.vocab import DatasetStatus
+from core.errors import Conflict, FieldError, Forbidden, InvalidInput
+
+S = LineState
+# The state table: which states each action may start from; anything else is a 409 naming the
+# state. Where an action leads is the transition's to say (an approval may wait for four-eyes).
+ALLOWED: dict[str, frozenset[LineState]] = {
+    "route": frozenset({S.draft}),
+    "approve": frozenset({S.pending_owner}),
+    "approve_with_conditions": frozenset({S.pending_owner}),
+    "needs_info": frozenset({S.pending_owner}),
+    "reject": frozenset({S.pending_owner}),
+    "not_held": frozenset({S.pending_owner, S.pending_registration}),
+    "register": frozenset({S.pending_registration}),
+    "answer": frozenset({S.needs_info}),
+    "accept": frozenset({S.approved_with_conditions}),
+    "decline": frozenset({S.approved_with_conditions}),
+    "withdraw": frozenset(
+        {
+            S.draft,
+            S.pending_owner,
+            S.pending_registration,
+            S.needs_info,
+            S.approved_with_conditions,
+            S.rejected,
+            S.escalated,
+        }
+    ),
+    "escalate": frozenset({S.rejected, S.pending_owner, S.pending_registration}),
+    "leader_decide": frozenset({S.escalated}),
+}
+TERMINAL = frozenset({S.approved, S.auto_approved, S.rejected_final, S.withdrawn, S.not_held})
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts, in which transaction, under which settings, at which moment."""
+
+    session: AsyncSession
+    principal: Principal
+    actor: Actor
+    settings: Settings
+    now: datetime
+
+
+async def move(
+    *,
+    ctx: Context,
+    line: RequestLine,
+    action: str,
+    to: LineState,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """The one way a line changes state: allowed by the table, recorded in its history and in
+    the audit trail."""
+    if line.state not in ALLOWED.get(action, frozenset()):
+        raise Conflict(
+            f"Line {line.id} is {line.state.value}; '{action}' is not possible now.",
+            extra={"state": line.state.value},
+        )
+    from_state = line.state
+    line.state = to
+    ctx.session.add(
+        Decision(
+            line_id=line.id,
+            action=action,
+            actor_subject=ctx.actor.client_id or ctx.actor.subject or "unknown",
+            actor_department=ctx.actor.department or "",
+            from_state=from_state.value,
+            to_state=to.value,
+            payload=payload or {},
+            created_at=ctx.now,
+        )
+    )
+    await audit.record(
+        ctx.session,
+        ctx.actor,
+        f"line.{action}",
+        AuditObject("request_line", str(line.id)),
+        details={"from": from_state.value, "to": to.value, **(payload or {})},
+    )
+
+
+def _start_clock(ctx: Context, line: RequestLine) -> None:
+    due, basis = clock.add_working_days(ctx.now, ctx.settings.reply_working_days)
+    line.routed_at, line.due_at, line.clock_basis = ctx.now, due.astimezone(UTC), basis.value
+
+
+async def _issue_grant(ctx: Context, line: RequestLine, conditions: Conditions | None) -> None:
+    dataset = line.dataset
+    assert dataset is not None
+    await grants.issue(
+        session=ctx.session,
+        actor=ctx.actor,
+        now=ctx.now,
+        approval=grants.Approval(
+            line_id=line.id,
+            request_id=line.request_id,
+            scenario_id=line.request.scenario_id,
+            grantee=line.request.requesting_department,
+            dataset=dataset,
+            item=line.item,
+            usage_end=line.request.usage_end,
+        ),
+        conditions=conditions,
+    )
+
+
+async def route(*, ctx: Context, line: RequestLine) -> None:
+    """Send a submitted line where the routing policy says, and store why (audited too)."""
+    owner = await ctx.session.get(Department, line.owner_department_id)
+    assert owner is not None
+    line.freshness_warning = policy.freshness_warning(line)
+    decided = policy.route(line=line, owner_name=owner.name, settings=ctx.settings)
+    if decided.starts_clock:
+        _start_clock(ctx, line)
+    line.route_reason = decided.reason
+    if decided.state == S.rejected:
+        line.reason = decided.reason
+    await move(
+        ctx=ctx, line=line, action="route", to=decided.state, payload={"reason": decided.reason}
+    )
+    if decided.state == S.auto_approved:
+        await _issue_grant(ctx, line, None)
+
+
+def _require_owner_steward(ctx: Context, line: RequestLine) -> None:
+    if (
+        Role.steward not in ctx.principal.roles
+        or line.owner_department_id != ctx.principal.department_id
+    ):
+        raise Forbidden("Only a steward of the department this line is routed to may decide it.")
+
+
+def _require_requester(ctx: Context, line: RequestLine) -> None:
+    if (
+        ctx.principal.department_id != line.request.requesting_department_id
+        or Role.requester not in ctx.principal.roles
+    ):
+        raise Forbidden("Only a requester of the requesting department may do this.")
+
+
+async def decide(*, ctx: Context, line: RequestLine, decision: OwnerDecision) -> RequestLine:
+    """An owner's decision on one line, with its timeliness and confidentiality declaration."""
+    _require_owner_steward(ctx, line)
+    if line.state not in ALLOWED[decision.decision]:
+        raise Conflict(
+            f"Line {line.id} is {line.state.value}; '{decision.decision}' is not possible now.",
+            extra={"state": line.state.value},
+        )
+    declaration = decision.declaration.model_dump(mode="json") if decision.declaration else None
+    if declaration is not None:
+        line.declaration = declaration
+    line.decided_at = ctx.now
+    if decision.decision in ("approve", "approve_with_conditions"):
+        if decision.conditions is not None:
+            grants.check_conditions(
+                dataset=line.dataset,
+                item=line.item,
+                conditions=decision.conditions,
+                location="body.conditions",
+            )
+        terms = decision.conditions or Conditions()
+        if policy.needs_two_approvers(line):
+            agreed = await _four_eyes(ctx, line, decision.decision, terms)
+            if agreed is None:
+                return line
+            terms = agreed
+        line.pending_approval = None
+        if is_unconditional(terms):
+            await move(
+                ctx=ctx,
+                line=line,
+                action=decision.decision,
+                to=S.approved,
+                payload={"declaration": declaration},
+            )
+            await _issue_grant(ctx, line, None)
+        else:
+            line.conditions = terms.model_dump(mode="json")
+            await move(
+                ctx=ctx,
+                line=line,
+                action=decision.decision,
+                to=S.approved_with_conditions,
+                payload={"declaration": declaration, "conditions": line.conditions},
+            )
+        return line
+    if decision.decision == "needs_info":
+        line.question, line.paused_at = decision.question, ctx.now
+        await move(
+            ctx=ctx,
+            line=line,
+            action="needs_info",
+            to=S.needs_info,
+            payload={"question": decision.question},
+        )
+    elif decision.decision == "reject":
+        line.reason = decision.reason
+        line.pending_approval = None
+        await move(
+            ctx=ctx,
+            line=line,
+            action="reject",
+            to=S.rejected,
+            payload={"reason": decision.reason, "declaration": declaration},
+        )
+    elif decision.decision == "not_held":
+        await _reroute(ctx, line, decision.reroute_to or "")
+    else:
+        await _register(ctx, line, decision.item_code or "")
+    return line
+
+
+async def _four_eyes(
+    ctx: Context, line: RequestLine, decision: str, terms: Conditions
+) -> Conditions | None:
+    """The terms two stewards agree on, or None while the line waits for a second approval.
+
+    The first approval is a proposal the next steward sees on the line. An approval at least as
+    strict as the pending proposal completes the pair, and the combined terms (never looser than
+    either) take effect. One that is looser in any respect grants nothing: it becomes the pending
+    proposal, naming what it loosens, until another steward (the first, or a third) agrees to it.
+    """
+    mine: dict[str, Any] = {
+        "by": ctx.principal.subject,
+        "decision": decision,
+        "conditions": terms.model_dump(mode="json"),
+        "at": ctx.now.isoformat(),
+    }
+    pending = line.pending_approval
+    if pending is None:
+        line.pending_approval = mine
+        await move(
+            ctx=ctx,
+            line=line,
+            action=decision,
+            to=S.pending_owner,
+            payload={"four_eyes": "first approval", "conditions": mine["conditions"]},
+        )
+        return None
+    if pending["by"] == ctx.principal.subject:
+        raise Conflict(
+            "You made the pending proposal; a second, different steward must approve.",
+            extra={"state": line.state.value},
+        )
+    proposed = Conditions.model_validate(pending.get("conditions") or {})
+    differences = loosenings(terms, proposed)
+    agreed = None if differences else combine(proposed, terms)
+    if agreed is not None:
+        return agreed
+    line.pending_approval = {
+        **mine,
+        "differences": differences,
+        "supersedes": {"by": pending["by"], "conditions": pending.get("conditions")},
+    }
+    await move(
+        ctx=ctx,
+        line=line,
+        action=decision,
+        to=S.pending_owner,
+        payload={"four_eyes": "looser than the pending proposal", "differences": differences},
+    )
+    return None
+
+
+async def _reroute(ctx: Context, line: RequestLine, code: str) -> None:
+    """The owner does not hold the data: the line goes to the department that does."""
+    target = await departments.find_by_code(session=ctx.session, code=code)
+    if target is None or target.id == line.owner_department_id:
+        raise InvalidInput(
+            f"'{code}' is not another registered department.",
+            errors=[FieldError("body.reroute_to", "Name the department that holds the data.")],
+        )
+    previous = line.owner_department_id
+    line.owner = target
+    line.pending_approval = None
+    _start_clock(ctx, line)
+    line.route_reason = f"Re-routed to {target.name}: the previous owner does not hold it."
+    await move(
+        ctx=ctx,
+        line=line,
+        action="not_held",
+        to=line.state,
+        payload={"from_department": str(previous), "to_department": target.code},
+    )
+
+
+async def _register(ctx: Context, line: RequestLine, item_code: str) -> None:
+    """The owner registered the needed data; the line becomes an item line and is routed."""
+    item = await ctx.session.scalar(select(DataItem).where(DataItem.code == item_code))
+    dataset = await ctx.session.get(Dataset, item.dataset_id) if item else None
+    if item is None or dataset is None or dataset.status != DatasetStatus.published:
+        raise InvalidInput(
+            f"'{item_code}' is no published item.",
+            errors=[FieldError("body.item_code", "Register and publish the item first.")],
+        )
+    if dataset.owner_department_id != line.owner_department_id:
+        raise Forbidden("Register the need with an item of your own department.")
+    line.kind, line.item, line.dataset = LineKind.item, item, dataset
+    await move(ctx=ctx, line=line, action="register", to=S.draft, payload={"item": item_code})
+    await route(ctx=ctx, line=line)
+
+
+async def answer(*, ctx: Context, line: RequestLine, text: str) -> RequestLine:
+    """The requester answers the owner's question; the clock resumes with the days it had left."""
+    _require_requester(ctx, line)
+    if line.state != S.needs_info:
+        raise Conflict(
+            f"Line {line.id} is {line.state.value}; there is no question to answer.",
+            extra={"state": line.state.value},
+        )
+    if line.paused_at is not None and line.due_at is not None:
+        left = clock.working_days_between(line.paused_at, line.due_at)
+        due, basis = clock.add_working_days(ctx.now, max(left, 1))
+        line.due_at, line.clock_basis = due.astimezone(UTC), basis.value
+    line.answer, line.paused_at = text, None
+    await move(ctx=ctx, line=line, action="answer", to=S.pending_owner, payload={"answer": text})
+    return line
+
+
+async def accept_conditions(*, ctx: Context, line: RequestLine) -> RequestLine:
+    """The requester accepts the owner's conditions: the line is approved and granted on them."""
+    _require_requester(ctx, line)
+    await move(
+        ctx=ctx, line=line, action="accept", to=S.approved, payload={"conditions": line.conditions}
+    )
+    terms = None if line.conditions is None else Conditions.model_validate(line.conditions)
+    await _issue_grant(ctx, line, terms)
+    return line
+
+
+async def decline_conditions(*, ctx: Context, line: RequestLine) -> RequestLine:
+    """The requester will not take the data on the owner's conditions: the line is withdrawn."""
+    _require_requester(ctx, line)
+    await move(
+        ctx=ctx,
+        line=line,
+        action="decline",
+        to=S.withdrawn,
+        payload={"conditions": line.conditions},
+    )
+    return line
+
+
+async def withdraw(*, ctx: Context, line: RequestLine) -> RequestLine:
+    """Any line not yet granted may be withdrawn by its requester."""
+    _require_requester(ctx, line)
+    await move(ctx=ctx, line=line, action="withdraw", to=S.withdrawn)
+    return line
+
+
+async def escalate(*, ctx: Context, line: RequestLine, reason: str) -> RequestLine:
+    """To coordination: a refusal the requester contests, or a line left overdue."""
+    if not ctx.principal.is_platform_admin:
+        _require_requester(ctx, line)
+        if line.state != S.rejected and not policy.is_overdue(line, ctx.now):
+            raise Conflict(
+                f"Line {line.id} is {line.state.value} and not overdue; only refusals and overdue "
+                "lines go to coordination.",
+                extra={"state": line.state.value},
+            )
+    line.escalated_at = ctx.now
+    await move(ctx=ctx, line=line, action="escalate", to=S.escalated, payload={"reason": reason})
+    return line
+
+
+async def escalate_sweep(*, ctx: Context) -> list[RequestLine]:
+    """Move every overdue line and every refusal to coordination (the weekly dispatch list)."""
+    candidates = (
+        await ctx.session.scalars(
+            select(RequestLine)
+            .where(RequestLine.state.in_([S.rejected, S.pending_owner, S.pending_registration]))
+            .order_by(RequestLine.due_at, RequestLine.id)
+        )
+    ).all()
+    moved = []
+    for line in candidates:
+        if line.state == S.rejected or policy.is_overdue(line, ctx.now):
+            line.escalated_at = ctx.now
+            why = "refused" if line.state == S.rejected else "overdue"
+            await move(
+                ctx=ctx, line=line, action="escalate", to=S.escalated, payload={"reason": why}
+            )
+            moved.append(line)
+    return moved
+
+
+async def leader_decide(
+    *, ctx: Context, line: RequestLine, decision: LeaderDecision
+) -> RequestLine:
+    """The leader settles an escalated line; approvals issue the grant at once."""
+    if Role.leader not in ctx.principal.roles:
+        raise Forbidden("Only a leader settles escalated lines.")
+    line.decided_at = ctx.now
+    line.reason = decision.note
+    if decision.decision == "rejected_final":
+        await move(
+            ctx=ctx,
+            line=line,
+            action="leader_decide",
+            to=S.rejected_final,
+            payload={"note": decision.note},
+        )
+        return line
+    terms = decision.conditions
+    if terms is not None:
+        grants.check_conditions(
+            dataset=line.dataset, item=line.item, conditions=terms, location="body.conditions"
+        )
+    line.conditions = terms.model_dump(mode="json") if terms is not None else None
+    await move(
+        ctx=ctx,
+        line=line,
+        action="leader_decide",
+        to=S.approved,
+        payload={"note": decision.note, "conditions": line.conditions},
+    )
+    await _issue_grant(ctx, line, terms)
+    return line
