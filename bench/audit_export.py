@@ -43,7 +43,7 @@ from typing import Any, BinaryIO, cast
 from sqlalchemy import Engine, Table, create_engine, insert, select, text
 from sqlalchemy.engine import URL, make_url
 
-from broker import migrations
+from broker import demo, migrations
 from broker.audit.chain import GENESIS_HASH, compute_hash, event_document
 from broker.audit.models import AuditEvent
 from broker.config import Settings
@@ -58,18 +58,7 @@ START_TIME = datetime(2026, 1, 5, 0, 30, tzinfo=UTC)
 
 # --- realistic events ---------------------------------------------------------------------------
 
-DEPARTMENTS = [
-    ("platform", "区城市运行管理中心"),
-    ("tax", "区税务局"),
-    ("civil", "区民政局"),
-    ("health", "区卫生健康委员会"),
-    ("housing", "区住房保障和房屋管理局"),
-    ("market", "区市场监督管理局"),
-    ("hr-ss", "区人力资源和社会保障局"),
-    ("st-01", "城关街道办事处"),
-    ("st-02", "滨江街道办事处"),
-    ("ent-water", "区自来水有限公司"),
-]
+DEPARTMENTS = [(d.code, d.name) for d in demo.district()]
 ROLE_SETS = [
     ["requester"],
     ["requester", "steward"],

@@ -52,6 +52,7 @@ from typing import Any
 import httpx
 import polars as pl
 
+from broker import demo
 from servers import (
     PROJECT_ROOT,
     BenchError,
@@ -77,48 +78,10 @@ MASKS = {"RK-SFZH": "partial", "RK-SJHM": "partial", "RK-XM": "hash", "RK-ZZ": "
 BASELINES = ("read_csv+write_parquet", "read_parquet+write_csv", "read_parquet+write_parquet")
 
 
-# --- the dataset (as tests/delivery_data.py declares it; bench never imports tests) ------------
+# --- the dataset: the population register the delivery tests upload too ------------------------
 
-
-def item(code: str, name: str, data_type: str, **extra: Any) -> dict[str, Any]:
-    return {"code": code, "name": name, "data_type": data_type, "unit": None, **extra}
-
-
-STREETS = ["城关街道", "东湖街道", "西山街道"]
-POPULATION: dict[str, Any] = {
-    "code": "GA-RKJBXX",
-    "title": "实有人口基本信息",
-    "description": "辖区实有人口登记信息",
-    "owner_department_code": "police",
-    "category": "base",
-    "base_kind": "population",
-    "share_type": "conditional",
-    "share_condition": "用于经济运行分析，需脱敏",
-    "open_type": "not_open",
-    "data_grade": "general",
-    "sensitivity": "L3",
-    "update_cycle": "monthly",
-    "publication_lag_days": 10,
-    "aggregated": False,
-    "status": "published",
-    "items": [
-        item(
-            "RK-SFZH",
-            "公民身份号码",
-            "string",
-            nullable=False,
-            is_key=True,
-            pattern=r"^\d{17}[\dX]$",
-        ),
-        item("RK-XM", "姓名", "string", nullable=False),
-        item("RK-SJHM", "手机号码", "string", pattern=r"^1\d{10}$"),
-        item("RK-ZZ", "居住地址", "string"),
-        item("RK-FWBM", "房屋编码", "string"),
-        item("RK-JD", "所属街道", "string", enum=STREETS),
-        item("RK-NL", "年龄", "integer", unit="岁", minimum=0, maximum=150),
-        item("RK-DJRQ", "登记日期", "date"),
-    ],
-}
+POPULATION = demo.population_dataset()
+STREETS: list[str] = next(i["enum"] for i in POPULATION["items"] if i["code"] == "RK-JD")
 COLUMNS = [i["code"] for i in POPULATION["items"]]
 DECLARED_DTYPES: dict[str, pl.DataType] = {
     **{code: pl.String() for code in COLUMNS},

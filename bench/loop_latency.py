@@ -52,6 +52,7 @@ import httpx
 from delivery import PERIOD, POPULATION, Caller, broker, expect, population, server_environment
 from openpyxl import Workbook
 
+from broker.demo import ECONOMIC_INDICATORS_SHEET
 from servers import BenchError, exit_status, start_server
 
 PROBE_PAUSE_SECONDS = 0.01
@@ -66,12 +67,10 @@ MAX_XLSX_RATIO = 200  # catalog/uploads.py refuses more
 ITEMS_PER_DATASET = 2000  # the most one dataset may declare
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-# the 目录 headers, in catalog/sheets/layout.py's order (bench never imports the service's code)
-HEADERS = [
-    "资源代码", "资源名称", "资源摘要", "提供单位", "资源分类", "基础数据类型", "信息项编码",
-    "信息项名称", "数据类型", "计量单位", "是否可为空", "共享类型", "共享条件", "不予共享依据",
-    "共享方式", "开放属性", "更新周期", "发布滞后天数", "数据分级", "敏感级别", "是否已归集",
-]  # fmt: skip
+# the 目录 headers, as the demo's economic indicators sheet has them (bench never imports the
+# service's code)
+with ECONOMIC_INDICATORS_SHEET.open(encoding="utf-8", newline="") as _sheet:
+    HEADERS = next(csv.reader(_sheet))
 UNITS = ["亿元", "万元", "%", "人", "户", "家", "个"]
 
 
