@@ -14,17 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker import migrations
 from broker.audit import service as audit
 from broker.audit.export import ExportFormat, export_chunks
-from broker.audit.service import Actor, AuditObject, EventFilter
-from broker.auth import bootstrap as bootstrapping
-from broker.auth import keys, tokens
+from broker.audit.service import Actor, EventFilter
+from broker.auth import keys
 from broker.auth import service as accounts
-from broker.auth.models import Role, SigningKey
 from broker.cli_support import run_in_session, run_read_only
 from broker.config import Settings
 from core.errors import DomainError
 
 if TYPE_CHECKING:
     from broker.demo.scenario import Demo
+    from catalog.departments.models import Department
 
 app = typer.Typer(
     help="Data Resource Broker: serve the API and manage its database.", no_args_is_help=True
@@ -194,7 +193,7 @@ def accounts_bootstrap(
     settings = Settings()
     if settings.is_embedded_default:
         migrations.upgrade(settings)
-    act = bootstrapping.recover if recover else bootstrapping.bootstrap
+    act = accounts.recover_admin if recover else accounts.bootstrap
     try:
         secret = run_in_session(
             settings,
@@ -228,13 +227,8 @@ def token(account: Annotated[str, typer.Option(help="Account name to mint a toke
         found = await accounts.get_by_name(session=session, name=account)
         if found.disabled:
             _fail(f"account '{account}' is disabled")
-        minted, ttl = await tokens.mint(session=session, settings=settings, account=found)
-        await audit.record(
-            session,
-            CLI_ACTOR,
-            "token.issued",
-            AuditObject("account", found.name),
-            details={"expires_in": ttl, "grant_type": "cli"},
+        minted, _ttl = await accounts.issue_token(
+            session=session, actor=CLI_ACTOR, settings=settings, account=found, grant_type="cli"
         )
         return minted
 
@@ -247,27 +241,20 @@ def token(account: Annotated[str, typer.Option(help="Account name to mint a toke
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Add a new signing key; tokens signed by older keys keep verifying until retired."""
-
-    async def rotate(session: AsyncSession) -> SigningKey:
-        row = await keys.rotate(session=session)
-        await audit.record(session, CLI_ACTOR, "key.rotated", AuditObject("signing_key", row.kid))
-        return row
-
-    row = run_in_session(Settings(), rotate)
+    row = run_in_session(
+        Settings(), lambda session: accounts.rotate_signing_key(session=session, actor=CLI_ACTOR)
+    )
     typer.echo(f"new signing key {row.kid} ({row.alg}) signs from now on")
 
 
 @keys_app.command("retire")
 def keys_retire(kid: Annotated[str, typer.Argument(help="Key id to retire.")]) -> None:
     """Stop trusting a key: tokens it signed are refused on every replica from now on."""
-
-    async def retire(session: AsyncSession) -> SigningKey:
-        row = await keys.retire(session=session, kid=kid)
-        await audit.record(session, CLI_ACTOR, "key.retired", AuditObject("signing_key", row.kid))
-        return row
-
     try:
-        row = run_in_session(Settings(), retire)
+        row = run_in_session(
+            Settings(),
+            lambda session: accounts.retire_signing_key(session=session, actor=CLI_ACTOR, kid=kid),
+        )
     except DomainError as exc:
         _fail(exc.detail)
     typer.echo(f"retired {row.kid}")
@@ -313,15 +300,6 @@ def audit_export(
     )
     settings = Settings()
 
-    async def record_export(session: AsyncSession) -> None:
-        await audit.record(
-            session,
-            CLI_ACTOR,
-            "audit.exported",
-            AuditObject("audit_log", None),
-            details={"format": chosen, "output": output.name},
-        )
-
     async def write(session: AsyncSession) -> int:
         total = await audit.count_events(session=session, filters=filters)
         written = 0
@@ -337,7 +315,16 @@ def audit_export(
         return total
 
     try:
-        run_in_session(settings, record_export)
+        run_in_session(
+            settings,
+            lambda session: audit.record_export(
+                session=session,
+                actor=CLI_ACTOR,
+                format=chosen,
+                filters=filters,
+                output=output.name,
+            ),
+        )
         total = run_read_only(settings, write)
     except DomainError as exc:
         _fail(exc.detail)
@@ -371,23 +358,25 @@ def audit_checkpoint(
     ] = None,
 ) -> None:
     """Sign the chain head; keep the printed checkpoint somewhere the database cannot reach."""
-
-    async def sign(session: AsyncSession) -> tuple[str, dict[str, object]]:
-        token, claims = await audit.sign_checkpoint(session=session)
-        await audit.record(
-            session,
-            CLI_ACTOR,
-            "audit.checkpointed",
-            AuditObject("audit_log", str(claims["seq"])),
-            details={"seq": claims["seq"], "head_hash": claims["head_hash"]},
-        )
-        return token, claims
-
-    token, claims = run_in_session(Settings(), sign)
+    token, claims = run_in_session(
+        Settings(), lambda session: audit.checkpoint(session=session, actor=CLI_ACTOR)
+    )
     if output is not None:
         output.write_text(token + "\n")
     typer.echo(f"checkpoint at seq {claims['seq']} head {claims['head_hash']}")
     typer.echo(token)
+
+
+async def _platform_department(session: AsyncSession) -> "Department":
+    """The department the CLI acts for: the platform's, made by `broker accounts bootstrap`."""
+    from catalog.departments.models import Department, DepartmentKind
+
+    platform = await session.scalar(
+        select(Department).where(Department.kind == DepartmentKind.platform).limit(1)
+    )
+    if platform is None:
+        _fail("no platform department yet; run `broker accounts bootstrap` first")
+    return platform
 
 
 @catalog_app.command("import")
@@ -396,18 +385,14 @@ def catalog_import(
     dry_run: Annotated[bool, typer.Option(help="Only report what would change.")] = False,
 ) -> None:
     """Import a 目录 sheet as the platform (all or nothing, upsert by codes)."""
+    from broker.sheets import service as catalog_import
     from catalog.access import Viewer
-    from catalog.departments.models import Department, DepartmentKind
     from catalog.sheets import service as sheets
 
     data = file.read_bytes()
 
     async def run(session: AsyncSession) -> sheets.ImportPlan:
-        platform = await session.scalar(
-            select(Department).where(Department.kind == DepartmentKind.platform).limit(1)
-        )
-        if platform is None:
-            _fail("no platform department yet; run `broker accounts bootstrap` first")
+        platform = await _platform_department(session)
         viewer = Viewer(
             department_id=platform.id,
             department_code=platform.code,
@@ -415,20 +400,17 @@ def catalog_import(
             is_platform_admin=True,
             is_steward=True,
         )
-        plan = await sheets.import_sheet(session=session, viewer=viewer, data=data, dry_run=dry_run)
-        if not dry_run:
-            await audit.record(
-                session,
-                CLI_ACTOR,
-                "catalog.imported",
-                AuditObject("catalog", file.name),
-                details={
-                    "rows": plan.rows,
-                    "created": plan.created,
-                    "updated": sorted(plan.updated),
-                },
-            )
-        return plan
+        sheet = sheets.check_sheet(
+            data=data, owners=await sheets.owners(session=session), viewer=viewer
+        )
+        return await catalog_import.import_sheet(
+            session=session,
+            actor=CLI_ACTOR,
+            viewer=viewer,
+            sheet=sheet,
+            source=file.name,
+            dry_run=dry_run,
+        )
 
     try:
         plan = run_in_session(Settings(), run)
@@ -447,31 +429,28 @@ def catalog_import(
 @app.command()
 def escalate() -> None:
     """Move every overdue or refused line to coordination (run it before the dispatch meeting)."""
-    import uuid as uuid_module
-
     from broker.auth.principal import Principal
-    from broker.requests import transitions as engine
+    from broker.requests import transitions
     from core.time import utcnow
 
     settings = Settings()
 
     async def sweep(session: AsyncSession) -> list[str]:
-        platform_admin = Principal(
-            subject="system:cli",
-            department_id=uuid_module.UUID(int=0),
-            department_code="",
-            roles=frozenset({Role.platform_admin}),
+        # The sweep is the system's own act: a principal of the platform department holding no
+        # role, named as the CLI, as the audit events and line history name CLI_ACTOR.
+        platform = await _platform_department(session)
+        system = Principal(
+            subject=CLI_ACTOR.subject or "system:cli",
+            department_id=platform.id,
+            department_code=platform.code,
+            roles=frozenset(),
             issuer="cli",
             department_is_platform=True,
         )
-        ctx = engine.Context(
-            session=session,
-            principal=platform_admin,
-            actor=CLI_ACTOR,
-            settings=settings,
-            now=utcnow(),
+        ctx = transitions.Context(
+            session=session, principal=system, actor=CLI_ACTOR, settings=settings, now=utcnow()
         )
-        return [str(line.id) for line in await engine.escalate_sweep(ctx=ctx)]
+        return [str(line.id) for line in await transitions.escalate_sweep(ctx=ctx)]
 
     moved = run_in_session(settings, sweep)
     typer.echo(f"escalated {len(moved)} line(s) to coordination")

@@ -18,6 +18,7 @@ def run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[
         try:
             async with make_session_factory(engine)() as session:
                 result = await work(session)
+                # The CLI's one commit, as SessionDep's is the route layer's: services flush.
                 await session.commit()
                 return result
         finally:

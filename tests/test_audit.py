@@ -95,7 +95,9 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
     for method, path, body, action in steps:
         before = await head(app)
         headers = {}
-        if path.startswith("/v1/datasets/") and not path.endswith("/releases"):
+        if path.startswith(("/v1/datasets/", "/v1/departments/")) and not path.endswith(
+            "/releases"
+        ):
             current = await admin_client.get(path.removesuffix("/items"))
             headers["If-Match"] = current.headers["etag"]
         if path == "/v1/catalog/import":
@@ -202,7 +204,7 @@ async def test_event_listing_filters_and_pages(
         await admin_client.post(
             "/v1/departments", json={"code": code, "name": code, "kind": "bureau"}
         )
-    await admin_client.patch("/v1/departments/a", json={"name": "A"})
+    await admin_client.patch("/v1/departments/a", json={"name": "A"}, headers={"If-Match": '"1"'})
     auditor = await identities.headers("auditor1", roles=("auditor",))
     created = await admin_client.get(
         "/v1/audit/events", params={"action": "department.created"}, headers=auditor

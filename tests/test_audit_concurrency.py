@@ -76,6 +76,7 @@ async def _write(base_urls: list[str], token: str) -> list[tuple[int, int, str]]
                 response = await api.patch(
                     f"/v1/departments/w{writer}",
                     json={"name": f"writer {writer} update {attempt}"},
+                    headers={"If-Match": f'"{attempt + 1}"'},
                 )
                 if response.status_code != 200:
                     failures.append((writer, attempt, f"{response.status_code} {response.text}"))

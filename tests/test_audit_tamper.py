@@ -45,7 +45,9 @@ async def history(app: FastAPI, admin_client: httpx.AsyncClient) -> str:
         await admin_client.post(
             "/v1/departments", json={"code": code, "name": code, "kind": "bureau"}
         )
-        await admin_client.patch(f"/v1/departments/{code}", json={"name": code.upper()})
+        await admin_client.patch(
+            f"/v1/departments/{code}", json={"name": code.upper()}, headers={"If-Match": '"1"'}
+        )
     checkpoint: str = (await admin_client.post("/v1/audit/checkpoints")).json()["checkpoint"]
     assert (await admin_client.get("/v1/audit/verify")).json()["ok"] is True
     return checkpoint

@@ -206,7 +206,10 @@ SPEC: dict[str, Rule] = {
         403,
     ),
     "update_department": Rule(
-        Call("PATCH", "/v1/departments/tax", lambda: {"name": "区税务局"}), ADMIN, 200, 403
+        Call("PATCH", "/v1/departments/tax", lambda: {"name": "区税务局"}, versioned=True),
+        ADMIN,
+        200,
+        403,
     ),
     "list_accounts": Rule(Call("GET", "/v1/accounts"), ADMIN, 200, 403),
     "create_account": Rule(

@@ -71,7 +71,10 @@ async def test_unknown_parent_is_422_and_nothing_is_written(
 async def test_parent_cycle_is_refused(admin_client: httpx.AsyncClient) -> None:
     await create(admin_client, code="a", name="A", kind="bureau")
     await create(admin_client, code="b", name="B", kind="bureau", parent_code="a")
-    response = await admin_client.patch("/v1/departments/a", json={"parent_code": "b"})
+    etag = (await admin_client.get("/v1/departments/a")).headers["etag"]
+    response = await admin_client.patch(
+        "/v1/departments/a", json={"parent_code": "b"}, headers={"If-Match": etag}
+    )
     assert response.status_code == 422
     assert "own ancestor" in response.json()["detail"]
 
@@ -80,7 +83,9 @@ async def test_stale_if_match_is_412_and_leaves_the_row_alone(
     admin_client: httpx.AsyncClient,
 ) -> None:
     await create(admin_client, code="tax", name="区税务局", kind="bureau")
-    await admin_client.patch("/v1/departments/tax", json={"name": "second"})
+    await admin_client.patch(
+        "/v1/departments/tax", json={"name": "second"}, headers={"If-Match": '"1"'}
+    )
     response = await admin_client.patch(
         "/v1/departments/tax", json={"name": "third"}, headers={"If-Match": '"1"'}
     )

@@ -129,10 +129,12 @@ def _setup(r: Replicas, database_url: str) -> None:
         if department.kind == "platform":  # bootstrap made it; the district names it
             method, path = "PATCH", f"/v1/departments/{department.code}"
             body = {"name": department.name}
+            headers = {"If-Match": r.read("admin", path).headers["etag"]}
         else:
             method, path = "POST", "/v1/departments"
             body = {"code": department.code, "name": department.name, "kind": department.kind}
-        response = r.write("admin", method, path, json=body)
+            headers = {}
+        response = r.write("admin", method, path, json=body, headers=headers)
         assert response.status_code in (200, 201), response.text
     imported = r.write(
         "admin",

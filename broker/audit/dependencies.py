@@ -36,7 +36,12 @@ OBJECT_ID_LENGTH = 200  # AuditEvent.object_id is String(200)
 
 
 async def record_denial(request: Request, error: DomainError) -> None:
-    """Every 403 leaves one `access.denied` event, in its own transaction (the request's failed)."""
+    """Every 403 leaves one `access.denied` event, in its own transaction (the request's failed).
+
+    The one audit record made outside a service, by design: a denial has no service call that
+    succeeded, and the event must outlive the request's rolled-back transaction, so it gets a
+    session and a commit of its own.
+    """
     route = request.scope.get("route")
     operation = route.name if isinstance(route, APIRoute) else None
     target = f"{request.method} {request.url.path}"

@@ -11,7 +11,7 @@ from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
 from broker.audit.export import ExportFormat, export_chunks
 from broker.audit.schemas import AuditEventRead, ChainVerification, Checkpoint
-from broker.audit.service import AuditObject, EventFilter
+from broker.audit.service import EventFilter
 from broker.auth.dependencies import require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
@@ -127,14 +127,7 @@ async def export_audit_events(
     format: Annotated[ExportFormat, Query(description="jsonl or csv")] = "jsonl",
 ) -> StreamingResponse:
     """Stream the matching events in chain order, with constant memory at any size."""
-    await audit.record(
-        session,
-        actor,
-        "audit.exported",
-        AuditObject("audit_log", None),
-        details={"format": format, "filters": _filter_summary(filters)},
-    )
-    await session.commit()
+    await audit.record_export(session=session, actor=actor, format=format, filters=filters)
     read_factory = request.app.state.read_session_factory
 
     async def body() -> AsyncIterator[str]:
@@ -148,14 +141,6 @@ async def export_audit_events(
         media_type=f"{media}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="audit.{format}"'},
     )
-
-
-def _filter_summary(filters: EventFilter) -> dict[str, str]:
-    return {
-        k: v.isoformat() if isinstance(v, datetime) else str(v)
-        for k, v in vars(filters).items()
-        if v not in (None, {})
-    }
 
 
 @router.get("/verify", response_model=ChainVerification)
@@ -178,13 +163,5 @@ async def create_audit_checkpoint(
     session: SessionDep, _reader: AuditReader, actor: AuditActor
 ) -> Checkpoint:
     """Sign the chain head so a copy kept elsewhere can later expose any rewrite."""
-    token, claims = await audit.sign_checkpoint(session=session)
-    await audit.record(
-        session,
-        actor,
-        "audit.checkpointed",
-        AuditObject("audit_log", str(claims["seq"])),
-        details={"seq": claims["seq"], "head_hash": claims["head_hash"]},
-    )
-    await session.commit()
+    token, claims = await audit.checkpoint(session=session, actor=actor)
     return Checkpoint(checkpoint=token, **claims)

@@ -155,6 +155,29 @@ async def record(
     return event
 
 
+def _filter_summary(filters: EventFilter) -> dict[str, str]:
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else str(v)
+        for k, v in vars(filters).items()
+        if v not in (None, {})
+    }
+
+
+async def record_export(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    format: str,
+    filters: EventFilter,
+    output: str | None = None,
+) -> None:
+    """Reading the log is itself on the log: who exported what, before the export runs."""
+    details: dict[str, Any] = {"format": format, "filters": _filter_summary(filters)}
+    if output is not None:
+        details["output"] = output
+    await record(session, actor, "audit.exported", AuditObject("audit_log", None), details=details)
+
+
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """The fields that changed, as {"before": {...}, "after": {...}}."""
     changed = sorted(k for k in after if before.get(k) != after.get(k))
@@ -318,6 +341,19 @@ async def sign_checkpoint(*, session: AsyncSession) -> tuple[str, dict[str, Any]
         {"alg": signer.alg, "kid": signer.kid, "typ": "audit-checkpoint+jws"},
         rfc8785.dumps(claims),
         keys.private_key(signer),
+    )
+    return token, claims
+
+
+async def checkpoint(*, session: AsyncSession, actor: Actor) -> tuple[str, dict[str, Any]]:
+    """Sign the chain head and record that it was signed; the token and its claims."""
+    token, claims = await sign_checkpoint(session=session)
+    await record(
+        session,
+        actor,
+        "audit.checkpointed",
+        AuditObject("audit_log", str(claims["seq"])),
+        details={"seq": claims["seq"], "head_hash": claims["head_hash"]},
     )
     return token, claims
 

@@ -5,13 +5,12 @@ from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor, actor_of
-from broker.audit.service import Actor, AuditObject, Outcome
-from broker.auth import keys, tokens
+from broker.audit.service import Actor
+from broker.auth import keys
 from broker.auth import service as accounts
 from broker.auth.dependencies import HashingLimiter, PlatformAdmin
-from broker.auth.models import Account, Role
+from broker.auth.models import Role
 from broker.auth.schemas import (
     AccessToken,
     AccountCreate,
@@ -111,21 +110,15 @@ async def issue_token(
     try:
         account = await accounts.authenticate_client(
             session=session,
+            actor=actor_of(request, None),
             settings=settings,
             limiter=limiter,
             client_id=client_id,
             client_secret=secret,
         )
-    except OAuthError as refusal:
-        # Keep the failure count, and the attempt on record, even though the request fails.
-        await audit.record(
-            session,
-            actor_of(request, None),
-            "token.refused",
-            AuditObject("account", client_id[:200]),
-            Outcome.denied,
-            {"reason": refusal.detail},
-        )
+    except OAuthError:
+        # The failure count and the `token.refused` event must outlive the failed request,
+        # which SessionDep would roll back.
         await session.commit()
         raise
     requested = set(fields.get("scope", "").split())
@@ -133,7 +126,6 @@ async def issue_token(
         raise OAuthError(
             "invalid_scope", f"Scopes must be among this client's roles: {sorted(account.roles)}."
         )
-    token, ttl = await tokens.mint(session=session, settings=settings, account=account)
     client_actor = Actor(
         subject=str(account.id),
         department=account.department_code,
@@ -142,14 +134,13 @@ async def issue_token(
         request_id=getattr(request.state, "request_id", None),
         client_address=request.client.host if request.client else None,
     )
-    await audit.record(
-        session,
-        client_actor,
-        "token.issued",
-        AuditObject("account", account.name),
-        details={"expires_in": ttl, "grant_type": "client_credentials"},
+    token, ttl = await accounts.issue_token(
+        session=session,
+        actor=client_actor,
+        settings=settings,
+        account=account,
+        grant_type="client_credentials",
     )
-    await session.commit()
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return AccessToken(access_token=token, expires_in=ttl, scope=" ".join(sorted(account.roles)))
@@ -213,18 +204,12 @@ async def create_account(
     response: Response,
     limiter: HashingLimiter,
 ) -> AccountCreated:
-    account, secret = await accounts.create(session=session, data=body, limiter=limiter)
-    await audit.record(
-        session,
-        actor,
-        "account.created",
-        AuditObject("account", account.name),
-        details={"after": _auditable(account)},
+    account, secret = await accounts.register(
+        session=session, actor=actor, data=body, limiter=limiter
     )
     result = AccountCreated.model_validate(
         {**AccountRead.model_validate(account).model_dump(), "client_secret": secret}
     )
-    await session.commit()
     response.headers["Location"] = f"/v1/accounts/{account.name}"
     response.headers["Cache-Control"] = "no-store"
     return result
@@ -244,18 +229,10 @@ async def set_account_roles(
     actor: AuditActor,
 ) -> AccountRead:
     account = await accounts.get_by_name(session=session, name=name)
-    before = _auditable(account)
-    account = await accounts.set_roles(session=session, account=account, roles=body.roles)
-    await audit.record(
-        session,
-        actor,
-        "account.roles_changed",
-        AuditObject("account", account.name),
-        details=audit.changes(before, _auditable(account)),
+    account = await accounts.set_roles(
+        session=session, actor=actor, account=account, roles=body.roles
     )
-    result = AccountRead.model_validate(account)
-    await session.commit()
-    return result
+    return AccountRead.model_validate(account)
 
 
 @accounts_router.post("/{name}/disable", response_model=AccountRead)
@@ -263,11 +240,10 @@ async def disable_account(
     name: str, session: SessionDep, _admin: PlatformAdmin, actor: AuditActor
 ) -> AccountRead:
     account = await accounts.get_by_name(session=session, name=name)
-    account = await accounts.set_disabled(session=session, account=account, disabled=True)
-    await audit.record(session, actor, "account.disabled", AuditObject("account", account.name))
-    result = AccountRead.model_validate(account)
-    await session.commit()
-    return result
+    account = await accounts.set_disabled(
+        session=session, actor=actor, account=account, disabled=True
+    )
+    return AccountRead.model_validate(account)
 
 
 @accounts_router.post("/{name}/enable", response_model=AccountRead)
@@ -275,11 +251,10 @@ async def enable_account(
     name: str, session: SessionDep, _admin: PlatformAdmin, actor: AuditActor
 ) -> AccountRead:
     account = await accounts.get_by_name(session=session, name=name)
-    account = await accounts.set_disabled(session=session, account=account, disabled=False)
-    await audit.record(session, actor, "account.enabled", AuditObject("account", account.name))
-    result = AccountRead.model_validate(account)
-    await session.commit()
-    return result
+    account = await accounts.set_disabled(
+        session=session, actor=actor, account=account, disabled=False
+    )
+    return AccountRead.model_validate(account)
 
 
 @accounts_router.post("/{name}/secret", response_model=ClientSecret)
@@ -292,19 +267,8 @@ async def rotate_client_secret(
     limiter: HashingLimiter,
 ) -> ClientSecret:
     account = await accounts.get_by_name(session=session, name=name)
-    secret = await accounts.rotate_secret(session=session, account=account, limiter=limiter)
-    await audit.record(
-        session, actor, "account.secret_rotated", AuditObject("account", account.name)
+    secret = await accounts.rotate_secret(
+        session=session, actor=actor, account=account, limiter=limiter
     )
-    await session.commit()
     response.headers["Cache-Control"] = "no-store"
     return ClientSecret(client_id=account.name, client_secret=secret)
-
-
-def _auditable(account: Account) -> dict[str, object]:
-    return {
-        "kind": account.kind.value,
-        "department": account.department_code,
-        "roles": sorted(account.roles),
-        "disabled": account.disabled,
-    }

@@ -1,4 +1,7 @@
-"""Accounts: who may act for which department, and client authentication."""
+"""Accounts: who may act for which department, client authentication, and the first admin.
+
+Every change an actor makes is recorded here, in the change's transaction.
+"""
 
 import uuid
 from datetime import datetime, timedelta
@@ -7,12 +10,17 @@ from anyio import CapacityLimiter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.audit import service as audit
+from broker.audit.service import Actor, AuditObject, Outcome
+from broker.auth import keys, tokens
 from broker.auth.hashing import hash_secret, new_secret, verify_secret
-from broker.auth.models import Account, AccountKind, Role
+from broker.auth.models import Account, AccountKind, Role, SigningKey
 from broker.auth.schemas import AccountCreate
 from broker.config import Settings
+from broker.departments import service as audited_departments
 from catalog.departments import service as departments
 from catalog.departments.models import Department, DepartmentKind
+from catalog.departments.schemas import DepartmentCreate
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, OAuthError
 from core.time import utcnow
 
@@ -52,10 +60,23 @@ async def list_accounts(
     return list((await session.scalars(query)).all())
 
 
+def auditable(account: Account) -> dict[str, object]:
+    """What the audit log keeps of an account (never its secret)."""
+    return {
+        "kind": account.kind.value,
+        "department": account.department_code,
+        "roles": sorted(account.roles),
+        "disabled": account.disabled,
+    }
+
+
 async def create(
     *, session: AsyncSession, data: AccountCreate, limiter: CapacityLimiter | None = None
 ) -> tuple[Account, str | None]:
-    """Create a person or client account; a client gets a secret, returned once."""
+    """Build a person or client account; a client gets a secret, returned once.
+
+    Records nothing: an actor's act is `register`; test fixtures and benchmarks seed with this.
+    """
     if await find_by_name(session=session, name=data.name) is not None:
         raise Conflict(
             f"An account named '{data.name}' already exists.",
@@ -80,6 +101,25 @@ async def create(
     )
     session.add(account)
     await session.flush()
+    return account, secret
+
+
+async def register(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    data: AccountCreate,
+    limiter: CapacityLimiter | None = None,
+) -> tuple[Account, str | None]:
+    """Create an account for a department and record it; a client's secret is returned once."""
+    account, secret = await create(session=session, data=data, limiter=limiter)
+    await audit.record(
+        session,
+        actor,
+        "account.created",
+        AuditObject("account", account.name),
+        details={"after": auditable(account)},
+    )
     return account, secret
 
 
@@ -121,17 +161,30 @@ async def _keep_an_active_admin(*, session: AsyncSession, account: Account) -> N
         )
 
 
-async def set_roles(*, session: AsyncSession, account: Account, roles: list[Role]) -> Account:
+async def set_roles(
+    *, session: AsyncSession, actor: Actor, account: Account, roles: list[Role]
+) -> Account:
+    """Give an account exactly `roles`; platform_admin stays on the platform's accounts."""
+    before = auditable(account)
     chosen = sorted(set(roles))
     _check_roles(chosen, account.department)
     if Role.platform_admin not in chosen:
         await _keep_an_active_admin(session=session, account=account)
     account.roles = [r.value for r in chosen]
     await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "account.roles_changed",
+        AuditObject("account", account.name),
+        details=audit.changes(before, auditable(account)),
+    )
     return account
 
 
-async def set_disabled(*, session: AsyncSession, account: Account, disabled: bool) -> Account:
+async def set_disabled(
+    *, session: AsyncSession, actor: Actor, account: Account, disabled: bool
+) -> Account:
     """A disabled account's tokens stop working at once: every request re-checks the account.
 
     The last active platform admin cannot be disabled.
@@ -140,10 +193,27 @@ async def set_disabled(*, session: AsyncSession, account: Account, disabled: boo
         await _keep_an_active_admin(session=session, account=account)
     account.disabled = disabled
     await session.flush()
+    action = "account.disabled" if disabled else "account.enabled"
+    await audit.record(session, actor, action, AuditObject("account", account.name))
     return account
 
 
 async def rotate_secret(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    account: Account,
+    limiter: CapacityLimiter | None = None,
+) -> str:
+    """A client's new secret, shown once; the old one stops working and the lockout resets."""
+    secret = await _replace_secret(session=session, account=account, limiter=limiter)
+    await audit.record(
+        session, actor, "account.secret_rotated", AuditObject("account", account.name)
+    )
+    return secret
+
+
+async def _replace_secret(
     *, session: AsyncSession, account: Account, limiter: CapacityLimiter | None = None
 ) -> str:
     if account.kind != AccountKind.client:
@@ -198,6 +268,7 @@ async def _count_failure(
 async def authenticate_client(
     *,
     session: AsyncSession,
+    actor: Actor,
     settings: Settings,
     limiter: CapacityLimiter,
     client_id: str,
@@ -209,8 +280,37 @@ async def authenticate_client(
     capped at `auth_max_lockout_seconds`, so guessing is slow but the real client is never locked
     out for good. Every wrong secret counts, also while locked, and the counter lives in the
     database so every replica enforces it. A refusal never says which of unknown, wrong or
-    locked it was.
+    locked it was; each is recorded as `token.refused`, and the caller must commit the count and
+    the record although the request fails.
     """
+    try:
+        return await _authenticate(
+            session=session,
+            settings=settings,
+            limiter=limiter,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+    except OAuthError as refusal:
+        await audit.record(
+            session,
+            actor,
+            "token.refused",
+            AuditObject("account", client_id[:200]),
+            Outcome.denied,
+            {"reason": refusal.detail},
+        )
+        raise
+
+
+async def _authenticate(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    limiter: CapacityLimiter,
+    client_id: str,
+    client_secret: str,
+) -> Account:
     account = await find_by_name(session=session, name=client_id)
     stored = account.secret_hash if account is not None else None
     valid = await verify_secret(client_secret, stored, limiter=limiter)
@@ -234,3 +334,138 @@ async def authenticate_client(
         .execution_options(synchronize_session=False)
     )
     return account
+
+
+async def issue_token(
+    *, session: AsyncSession, actor: Actor, settings: Settings, account: Account, grant_type: str
+) -> tuple[str, int]:
+    """An access token for `account` and its lifetime in seconds; every issue is recorded."""
+    token, ttl = await tokens.mint(session=session, settings=settings, account=account)
+    await audit.record(
+        session,
+        actor,
+        "token.issued",
+        AuditObject("account", account.name),
+        details={"expires_in": ttl, "grant_type": grant_type},
+    )
+    return token, ttl
+
+
+async def rotate_signing_key(*, session: AsyncSession, actor: Actor) -> SigningKey:
+    """Add a new signing key (it signs from now on) and record it."""
+    row = await keys.rotate(session=session)
+    await audit.record(session, actor, "key.rotated", AuditObject("signing_key", row.kid))
+    return row
+
+
+async def retire_signing_key(*, session: AsyncSession, actor: Actor, kid: str) -> SigningKey:
+    """Stop trusting a key on every replica, and record it."""
+    row = await keys.retire(session=session, kid=kid)
+    await audit.record(session, actor, "key.retired", AuditObject("signing_key", row.kid))
+    return row
+
+
+# ---------------------------------------------------------------- the first administrator
+
+
+async def bootstrap(
+    *, session: AsyncSession, actor: Actor, name: str, department_code: str, department_name: str
+) -> str:
+    """Create the platform department (if needed) and the first platform admin client.
+
+    The only way to obtain a platform admin without one; refused once any exists, so it cannot be
+    used to mint a second, unrecorded administrator later.
+    """
+    existing = (await session.scalars(select(Account))).all()
+    if any(Role.platform_admin.value in a.roles for a in existing):
+        raise Conflict("A platform admin already exists; ask them to create further accounts.")
+    return await _create_admin_client(
+        session=session,
+        actor=actor,
+        name=name,
+        department_code=department_code,
+        department_name=department_name,
+    )
+
+
+async def _create_admin_client(
+    *, session: AsyncSession, actor: Actor, name: str, department_code: str, department_name: str
+) -> str:
+    """The platform department (if needed) and a platform admin client in it; its secret."""
+    department = await departments.find_by_code(session=session, code=department_code)
+    if department is None:
+        department = await audited_departments.create(
+            session=session,
+            actor=actor,
+            data=DepartmentCreate(
+                code=department_code, name=department_name, kind=DepartmentKind.platform
+            ),
+        )
+    _account, secret = await register(
+        session=session,
+        actor=actor,
+        data=AccountCreate(
+            name=name,
+            display_name="Platform administrator",
+            kind=AccountKind.client,
+            department_code=department.code,
+            roles=[Role.platform_admin],
+        ),
+    )
+    assert secret is not None
+    return secret
+
+
+async def recover_admin(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    name: str,
+    department_code: str,
+    department_name: str,
+) -> str:
+    """Give the platform an administrator again when it has no active one; the new secret.
+
+    The API refuses to remove the last active platform admin, but SQL or a restored backup can
+    still leave none, and then bootstrap refuses (accounts exist). This is the way back: local,
+    so it needs database access, refused while an active admin exists, and recorded. It enables
+    the client `name` (creating it if needed), gives it platform_admin and a new secret.
+    """
+    admins = await lock_active_admins(session=session)
+    if admins:
+        raise Conflict(
+            f"An active platform admin exists ({', '.join(sorted(a.name for a in admins))}); "
+            "recovery is only for a platform with none. Ask them instead."
+        )
+    account = await find_by_name(session=session, name=name)
+    if account is None:
+        secret = await _create_admin_client(
+            session=session,
+            actor=actor,
+            name=name,
+            department_code=department_code,
+            department_name=department_name,
+        )
+        before: dict[str, object] | None = None
+    else:
+        if account.kind != AccountKind.client or account.department.kind != DepartmentKind.platform:
+            raise Conflict(
+                f"'{name}' is not a client of a platform department; name such a client, "
+                "or a new name to create one."
+            )
+        before = {"roles": sorted(account.roles), "disabled": account.disabled}
+        roles = sorted({*account.roles, Role.platform_admin.value})
+        account.roles = roles
+        account.disabled = False
+        secret = await _replace_secret(session=session, account=account)
+    await audit.record(
+        session,
+        actor,
+        "account.recovered",
+        AuditObject("account", name),
+        details={
+            "before": before,
+            "after": {"roles": [Role.platform_admin.value] if before is None else roles},
+        },
+    )
+    return secret

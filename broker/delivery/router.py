@@ -127,7 +127,8 @@ async def publish_release(
     service.check_period(period_start, period_end)
     file_format = format_of(file.filename, format)
     dataset_id, items = dataset.id, list(dataset.items)
-    await session.commit()  # validation can take seconds: hold no transaction meanwhile
+    # Validation can take seconds: commit the reads, so no transaction is held meanwhile.
+    await session.commit()
     staged = await _stage(file, store, settings.max_release_bytes)
     try:
         checked = await heavy_work.run(
@@ -154,8 +155,10 @@ async def publish_release(
         now=utcnow(),
     )
     result = read(release)
-    await session.commit()
     if not checked.report.valid:
+        # A rejected release is kept with its report: commit it before answering 422, which
+        # SessionDep would roll back.
+        await session.commit()
         failed = ", ".join(f"{c.column or '*'}: {c.check}" for c in checked.report.checks[:5])
         raise ValidationFailed(
             f"The file broke {len(checked.report.checks)} check(s) ({failed}); it was kept as "
@@ -239,6 +242,7 @@ async def download_grant_data(
     assert chosen.storage_key is not None
     storage_key, columns = chosen.storage_key, list(grant.columns)
     grant_conditions, salt = dict(grant.conditions), bytes.fromhex(grant.mask_salt)
+    # Extracting can take seconds: commit the reads, so no transaction is held meanwhile.
     await session.commit()
     result = await heavy_work.run(
         lambda: service.extract(
@@ -259,6 +263,8 @@ async def download_grant_data(
             file_format=format,
             result=result,
         )
+        # Commit here rather than in SessionDep: if the record fails, the extract is removed
+        # (the stream that would remove it never starts) and no data leaves unrecorded.
         await session.commit()
     except BaseException:
         await anyio.Path(result.path).unlink(missing_ok=True)

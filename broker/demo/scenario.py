@@ -23,7 +23,7 @@ from alembic import command
 from broker import migrations
 from broker.app import create_app
 from broker.audit.service import Actor
-from broker.auth import bootstrap as bootstrapping
+from broker.auth import service as accounts
 from broker.config import Settings
 from broker.demo import (
     ECONOMIC_INDICATORS_SHEET,
@@ -244,13 +244,14 @@ async def play(*, directory: Path, settings: Settings, out: Out = print) -> Demo
     narrator.say()
     async with app.router.lifespan_context(app):
         async with app.state.session_factory() as session:
-            admin_secret = await bootstrapping.bootstrap(
+            admin_secret = await accounts.bootstrap(
                 session=session,
                 actor=DEMO_ACTOR,
                 name="admin",
                 department_code="platform",
                 department_name=departments["platform"],
             )
+            # As `broker accounts bootstrap` does: the service flushes, its caller commits once.
             await session.commit()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

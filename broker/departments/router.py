@@ -1,12 +1,9 @@
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Header, Response, status
-
-from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
-from broker.audit.service import AuditObject
 from broker.auth.dependencies import Authenticated, PlatformAdmin
-from broker.kit.etags import etag_for, version_from_if_match
+from broker.departments import service as departments
+from broker.kit.etags import PRECONDITIONS, IfMatch, etag_for, required_version
 from broker.kit.pagination import (
     CursorQuery,
     CursorText,
@@ -57,22 +54,13 @@ async def create_department(
     actor: AuditActor,
     response: Response,
 ) -> DepartmentRead:
-    department = await service.create(session=session, data=body)
-    result = DepartmentRead.model_validate(department)
-    await audit.record(
-        session,
-        actor,
-        "department.created",
-        AuditObject("department", department.code),
-        details={"after": _auditable(result)},
-    )
-    await session.commit()
+    department = await departments.create(session=session, actor=actor, data=body)
     response.headers["Location"] = f"/v1/departments/{department.code}"
     response.headers["ETag"] = etag_for(department.version)
-    return result
+    return DepartmentRead.model_validate(department)
 
 
-@router.patch("/{code}", response_model=DepartmentRead)
+@router.patch("/{code}", response_model=DepartmentRead, responses=PRECONDITIONS)
 async def update_department(
     code: str,
     body: DepartmentUpdate,
@@ -80,30 +68,15 @@ async def update_department(
     _admin: PlatformAdmin,
     actor: AuditActor,
     response: Response,
-    if_match: Annotated[
-        str | None, Header(description="ETag from a GET; the update fails with 412 if stale.")
-    ] = None,
+    if_match: IfMatch = None,
 ) -> DepartmentRead:
     department = await service.get_by_code(session=session, code=code)
-    before = _auditable(DepartmentRead.model_validate(department))
-    department = await service.update(
+    department = await departments.update(
         session=session,
+        actor=actor,
         department=department,
         data=body,
-        expected_version=version_from_if_match(if_match),
+        expected_version=required_version(if_match, what="a department"),
     )
-    result = DepartmentRead.model_validate(department)
-    await audit.record(
-        session,
-        actor,
-        "department.updated",
-        AuditObject("department", department.code),
-        details=audit.changes(before, _auditable(result)),
-    )
-    await session.commit()
     response.headers["ETag"] = etag_for(department.version)
-    return result
-
-
-def _auditable(department: DepartmentRead) -> dict[str, object]:
-    return department.model_dump(mode="json", include={"name", "kind", "parent_code", "version"})
+    return DepartmentRead.model_validate(department)

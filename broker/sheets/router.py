@@ -6,14 +6,13 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
-from broker.audit.service import AuditObject
 from broker.auth.dependencies import CatalogViewer
 from broker.config import Settings
 from broker.datasets.router import Maintainer
 from broker.kit.heavy_work import HeavyWorkDep
 from broker.kit.session import SessionDep
+from broker.sheets import service as catalog_import
 from catalog import dcat
 from catalog.datasets.models import Dataset
 from catalog.sheets import io as sheet_io
@@ -66,29 +65,22 @@ async def import_catalog_sheet(
     settings: Settings = request.app.state.settings
     data = await _read_limited(file, settings.max_import_bytes)
     owners = await sheets.owners(session=session)
-    await session.commit()  # checking a large sheet takes seconds: hold no transaction meanwhile
+    # Checking a large sheet takes seconds: commit the read, so no transaction is held meanwhile.
+    await session.commit()
     check = partial(sheets.check_sheet, data=data, owners=owners, viewer=viewer)
     if len(data) > CHECK_IN_PROCESS_ABOVE_BYTES:
         sheet = await heavy_work.run_in_process(check)
     else:
         sheet = await heavy_work.run(check)
-    plan = await sheets.apply_sheet(session=session, viewer=viewer, sheet=sheet, dry_run=dry_run)
-    result = ImportResult(dry_run=dry_run, **vars(plan))
-    if not dry_run:
-        await audit.record(
-            session,
-            actor,
-            "catalog.imported",
-            AuditObject("catalog", file.filename or None),
-            details={
-                "rows": plan.rows,
-                "created": plan.created,
-                "updated": sorted(plan.updated),
-                "unchanged": len(plan.unchanged),
-            },
-        )
-        await session.commit()
-    return result
+    plan = await catalog_import.import_sheet(
+        session=session,
+        actor=actor,
+        viewer=viewer,
+        sheet=sheet,
+        source=file.filename or None,
+        dry_run=dry_run,
+    )
+    return ImportResult(dry_run=dry_run, **vars(plan))
 
 
 @router.get(
