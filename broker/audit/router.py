@@ -15,6 +15,7 @@ from broker.audit.service import EventFilter
 from broker.auth.dependencies import require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
+from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorInt,
     CursorQuery,
@@ -160,8 +161,10 @@ async def verify_audit_chain(
 
 @router.post("/checkpoints", response_model=Checkpoint, status_code=201)
 async def create_audit_checkpoint(
-    session: SessionDep, _reader: AuditReader, actor: AuditActor
+    session: SessionDep, _reader: AuditReader, actor: AuditActor, idempotency: Idempotent
 ) -> Checkpoint:
     """Sign the chain head so a copy kept elsewhere can later expose any rewrite."""
     token, claims = await audit.checkpoint(session=session, actor=actor)
-    return Checkpoint(checkpoint=token, **claims)
+    result = Checkpoint(checkpoint=token, **claims)
+    await idempotency.remember(result, status_code=201)
+    return result

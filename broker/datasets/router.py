@@ -9,6 +9,7 @@ from broker.auth.principal import Principal
 from broker.datasets import service as datasets
 from broker.datasets.representation import read, summary
 from broker.kit.etags import PRECONDITIONS, IfMatch, etag_for, required_version
+from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorMoment,
     CursorQuery,
@@ -124,11 +125,14 @@ async def create_dataset(
     viewer: CatalogViewer,
     actor: AuditActor,
     response: Response,
+    idempotency: Idempotent,
 ) -> DatasetRead:
     dataset = await datasets.create(session=session, actor=actor, viewer=viewer, data=body)
     response.headers["Location"] = f"/v1/datasets/{dataset.code}"
     response.headers["ETag"] = etag_for(dataset.version)
-    return read(dataset)
+    result = read(dataset)
+    await idempotency.remember(result, status_code=201, headers=dict(response.headers))
+    return result
 
 
 @router.get("/datasets/{code}", response_model=DatasetRead)

@@ -22,6 +22,7 @@ from broker.delivery.schemas import FreshnessReport, ReleasePage, ReleaseRead, V
 from broker.delivery.service import MEDIA_TYPES, DownloadFormat, Staged
 from broker.delivery.storage import ReleaseStore
 from broker.kit.heavy_work import HeavyWorkDep
+from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from broker.kit.session import SessionDep
 from catalog.contracts.reading import FileFormat, format_of
@@ -103,6 +104,7 @@ async def publish_release(
     viewer: CatalogViewer,
     actor: AuditActor,
     heavy_work: HeavyWorkDep,
+    idempotency: Idempotent,
     file: Annotated[
         UploadFile, File(description="CSV (UTF-8 or GBK), XLSX, JSON Lines or Parquet.")
     ],
@@ -167,6 +169,7 @@ async def publish_release(
             extra={"release_id": str(release.id), "report": result.report.model_dump()},
         )
     response.headers["Location"] = f"/v1/datasets/{code}/releases/{release.id}"
+    await idempotency.remember(result, status_code=201, headers=dict(response.headers))
     return result
 
 

@@ -4,6 +4,7 @@ from broker.audit.dependencies import AuditActor
 from broker.auth.dependencies import Authenticated, PlatformAdmin
 from broker.departments import service as departments
 from broker.kit.etags import PRECONDITIONS, IfMatch, etag_for, required_version
+from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorQuery,
     CursorText,
@@ -53,11 +54,14 @@ async def create_department(
     _admin: PlatformAdmin,
     actor: AuditActor,
     response: Response,
+    idempotency: Idempotent,
 ) -> DepartmentRead:
     department = await departments.create(session=session, actor=actor, data=body)
     response.headers["Location"] = f"/v1/departments/{department.code}"
     response.headers["ETag"] = etag_for(department.version)
-    return DepartmentRead.model_validate(department)
+    result = DepartmentRead.model_validate(department)
+    await idempotency.remember(result, status_code=201, headers=dict(response.headers))
+    return result
 
 
 @router.patch("/{code}", response_model=DepartmentRead, responses=PRECONDITIONS)
