@@ -114,12 +114,19 @@ async def request_read(session: AsyncSession, request: DataRequest) -> RequestRe
 
 @router.post("/requests", response_model=RequestRead, status_code=status.HTTP_201_CREATED)
 async def create_request(
-    body: RequestCreate, ctx: Ctx, _requester: Requester, response: Response
+    body: RequestCreate,
+    ctx: Ctx,
+    _requester: Requester,
+    idempotency: Idempotent,
+    response: Response,
 ) -> RequestRead:
     """A draft bundle: items, whole datasets or needs not yet in the catalog."""
     created = await service.create_request(ctx=ctx, data=body)
-    response.headers["Location"] = f"/v1/requests/{created.id}"
-    return await request_read(ctx.session, created)
+    location = f"/v1/requests/{created.id}"
+    result = await request_read(ctx.session, created)
+    await idempotency.remember(result, status_code=201, headers={"Location": location})
+    response.headers["Location"] = location
+    return result
 
 
 @router.get("/requests/{request_id}", response_model=RequestRead)

@@ -8,6 +8,7 @@ from broker.audit.service import AuditObject
 from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
+from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorQuery,
     CursorText,
@@ -50,6 +51,7 @@ async def create_scenario(
     session: SessionDep,
     principal: Requester,
     actor: AuditActor,
+    idempotency: Idempotent,
     response: Response,
 ) -> ScenarioRead:
     """A scenario led by the caller's department."""
@@ -62,7 +64,9 @@ async def create_scenario(
         AuditObject("scenario", scenario.code),
         details={"after": result.model_dump(mode="json", include={"name", "phase", "members"})},
     )
-    response.headers["Location"] = f"/v1/scenarios/{scenario.code}"
+    location = f"/v1/scenarios/{scenario.code}"
+    await idempotency.remember(result, status_code=201, headers={"Location": location})
+    response.headers["Location"] = location
     return result
 
 
