@@ -317,7 +317,7 @@ def audit_export(
     try:
         run_in_session(
             settings,
-            lambda session: audit.record_export(
+            lambda session: audit.register_export(
                 session=session,
                 actor=CLI_ACTOR,
                 format=chosen,

@@ -128,7 +128,7 @@ async def export_audit_events(
     format: Annotated[ExportFormat, Query(description="jsonl or csv")] = "jsonl",
 ) -> StreamingResponse:
     """Stream the matching events in chain order, with constant memory at any size."""
-    await audit.record_export(session=session, actor=actor, format=format, filters=filters)
+    await audit.register_export(session=session, actor=actor, format=format, filters=filters)
     read_factory = request.app.state.read_session_factory
 
     async def body() -> AsyncIterator[str]:

@@ -163,7 +163,7 @@ def _filter_summary(filters: EventFilter) -> dict[str, str]:
     }
 
 
-async def record_export(
+async def register_export(
     *,
     session: AsyncSession,
     actor: Actor,
