@@ -28,26 +28,23 @@ import io
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from sqlalchemy import Engine, Table, create_engine, insert, select, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from broker import demo, migrations
 from broker.audit.chain import GENESIS_HASH, compute_hash, event_document
 from broker.audit.models import AuditEvent
 from broker.config import Settings
-from servers import json_child, status_kib
+from servers import json_child, scratch_database, status_kib, sync_url
 
 DEFAULT_SIZES = (100_000, 1_000_000)
 SEED_BATCH = 5_000
@@ -174,52 +171,6 @@ class SeedTiming:
     events: int = 0
     hash_seconds: float = 0.0
     insert_seconds: float = 0.0
-
-
-def sync_url(database_url: str) -> URL:
-    url = make_url(database_url)
-    driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return url.set(drivername=driver)
-
-
-def async_url(database_url: str) -> str:
-    url = make_url(database_url)
-    driver = "sqlite+aiosqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return url.set(drivername=driver).render_as_string(hide_password=False)
-
-
-@contextmanager
-def scratch_database(admin_url: str | None) -> Iterator[str]:
-    """A migrated, empty database for the run: a temporary SQLite file or a scratch PostgreSQL."""
-    if admin_url is None or make_url(admin_url).get_backend_name() == "sqlite":
-        directory = None
-        if admin_url is None:
-            directory = tempfile.mkdtemp(prefix="audit-bench-")
-            database_url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
-        else:
-            database_url = async_url(admin_url)
-        try:
-            migrations.upgrade(Settings(database_url=database_url))
-            yield database_url
-        finally:
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
-        return
-    name = f"broker_bench_{os.getpid()}"
-    admin = create_engine(sync_url(admin_url), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        database_url = async_url(
-            make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        )
-        migrations.upgrade(Settings(database_url=database_url))
-        yield database_url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def chain_head(engine: Engine) -> tuple[int, str]:
@@ -420,7 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(set(args.sizes))
     results: dict[tuple[int, str], dict[str, Any]] = {}
     seeds: dict[int, SeedTiming] = {}
-    with scratch_database(args.database_url) as database_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="audit-bench-") as workdir,
+        scratch_database(args.database_url, Path(workdir), "broker_bench") as database_url,
+    ):
+        migrations.upgrade(Settings(database_url=database_url))
         label = make_url(database_url).get_backend_name()
         print(f"database: {label} (scratch {make_url(database_url).database})", file=sys.stderr)
         engine = create_engine(sync_url(database_url))

@@ -26,7 +26,6 @@ latency, both measured in this run. Benchmarks never run in the test suite.
 import argparse
 import asyncio
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -37,9 +36,8 @@ import tempfile
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -50,7 +48,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import uvicorn
 from sqlalchemy import Engine, Table, create_engine, event, insert, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -83,7 +81,15 @@ from catalog.vocab import (
     UpdateCycle,
     label,
 )
-from servers import BenchError, Server, exit_status, start_server
+from servers import (
+    BenchError,
+    Server,
+    exit_status,
+    percentile,
+    scratch_database,
+    start_server,
+    sync_url,
+)
 
 SEED = 20_261_129
 CHUNK_DATASETS = 250
@@ -607,44 +613,6 @@ def build_chunk(chunk: Chunk) -> ChunkRows:
 # --- databases ---------------------------------------------------------------------------------
 
 
-def sync_url(database_url: str) -> URL:
-    url = make_url(database_url)
-    driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return url.set(drivername=driver)
-
-
-def async_url(database_url: str) -> str:
-    url = make_url(database_url)
-    driver = "sqlite+aiosqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    return url.set(drivername=driver).render_as_string(hide_password=False)
-
-
-@contextmanager
-def scratch_database(admin_url: str | None, workdir: Path) -> Iterator[str]:
-    """An empty database for this run (async URL), removed afterwards."""
-    if admin_url is None:
-        yield f"sqlite+aiosqlite:///{workdir / 'catalog.db'}"
-        return
-    url = make_url(admin_url)
-    if url.get_backend_name() != "postgresql":
-        raise BenchError("--database-url must be a PostgreSQL URL; SQLite is the default.")
-    name = f"broker_bench_search_{os.getpid()}"
-    admin = create_engine(sync_url(admin_url), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        raise BenchError(f"cannot create a scratch database at {admin_url}: {exc}") from exc
-    try:
-        yield async_url(url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def seeding_engine(database_url: str) -> Engine:
     engine = create_engine(sync_url(database_url))
     if engine.dialect.name == "sqlite":
@@ -989,14 +957,6 @@ def measure(
             break
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    """Linear interpolation between the closest ranks."""
-    ordered = sorted(samples)
-    position = (len(ordered) - 1) * fraction
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def width(text_: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text_)
 
@@ -1090,9 +1050,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.database_url and make_url(args.database_url).get_backend_name() != "postgresql":
+        raise BenchError("--database-url must be a PostgreSQL URL; SQLite is the default.")
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         workdir = Path(tmp)
-        with scratch_database(args.database_url, workdir) as database_url:
+        with scratch_database(args.database_url, workdir, "broker_bench_search") as database_url:
             print(
                 f"catalog search benchmark: {args.datasets:,} datasets, {args.items:,} items, "
                 f"{args.requests} requests per query; {database_version_safe(database_url)}; "

@@ -38,7 +38,6 @@ import re
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,20 +53,22 @@ import polars as pl
 
 from broker import demo
 from servers import (
-    PROJECT_ROOT,
     BenchError,
+    Caller,
     Server,
+    bootstrap_admin,
+    broker,
+    create_client,
     exit_status,
+    expect,
     json_child,
+    server_environment,
     start_server,
     status_kib,
 )
 
-BROKER_SCRIPT = Path(sys.executable).parent / "broker"
-SECRET_PREFIX = "client secret (shown once, store it now): "  # noqa: S105 - a label
 REQUEST_TIMEOUT_SECONDS = 3_600.0
 CHILD_TIMEOUT_SECONDS = 3_600.0
-REMINT_AFTER_SECONDS = 10 * 60
 CHUNK = 1024 * 1024
 SEED = 20_261_031
 
@@ -226,62 +227,7 @@ def baseline(kind: str, source: Path, target: Path) -> dict[str, Any]:
     return result
 
 
-# --- the server ---------------------------------------------------------------------------------
-
-
-def server_environment(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
-    env["BROKER_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'broker.db'}"
-    env["BROKER_STORAGE_ROOT"] = str(workdir / "releases")
-    env["BROKER_MAX_RELEASE_BYTES"] = str(64 * 1024**3)
-    return env
-
-
-def broker(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(BROKER_SCRIPT), *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"broker {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-@dataclass
-class Caller:
-    """A client account's bearer token, minted again before it could expire mid-run."""
-
-    http: httpx.Client
-    client_id: str
-    secret: str
-    token: str = ""
-    minted: float = 0.0
-
-    def headers(self) -> dict[str, str]:
-        if not self.token or time.monotonic() - self.minted > REMINT_AFTER_SECONDS:
-            response = self.http.post(
-                "/oauth/token",
-                auth=(self.client_id, self.secret),
-                data={"grant_type": "client_credentials"},
-            )
-            expect(response, 200)
-            self.token, self.minted = response.json()["access_token"], time.monotonic()
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def expect(response: httpx.Response, status: int) -> dict[str, Any]:
-    if response.status_code != status:
-        raise BenchError(
-            f"{response.request.method} {response.request.url.path} answered "
-            f"{response.status_code}, not {status}: {response.text[:2000]}"
-        )
-    body: dict[str, Any] = response.json() if response.content else {}
-    return body
+# --- the parties -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -293,29 +239,12 @@ class Parties:
 
 def set_up(http: httpx.Client, env: dict[str, str]) -> Parties:
     """Departments, accounts, the dataset and a masking grant, all through the API."""
-    printed = broker(env, "accounts", "bootstrap", "--name", "admin")
-    secrets = [line for line in printed.splitlines() if line.startswith(SECRET_PREFIX)]
-    if len(secrets) != 1:
-        raise BenchError(f"no secret in the bootstrap's output:\n{printed}")
-    admin = Caller(http, "admin", secrets[0].removeprefix(SECRET_PREFIX).strip())
+    admin = bootstrap_admin(http, env)
     for code, name in (("police", "区公安分局"), ("drc", "区发展和改革委员会")):
         body = {"code": code, "name": name, "kind": "bureau"}
         expect(http.post("/v1/departments", json=body, headers=admin.headers()), 201)
-    callers = {}
-    for name, department, role in (
-        ("police-steward", "police", "steward"),
-        ("drc-requester", "drc", "requester"),
-    ):
-        account = {
-            "name": name,
-            "display_name": name,
-            "kind": "client",
-            "department_code": department,
-            "roles": [role],
-        }
-        created = expect(http.post("/v1/accounts", json=account, headers=admin.headers()), 201)
-        callers[name] = Caller(http, name, created["client_secret"])
-    steward, requester = callers["police-steward"], callers["drc-requester"]
+    steward = create_client(admin, "police-steward", "police", "steward")
+    requester = create_client(admin, "drc-requester", "drc", "requester")
     expect(http.post("/v1/datasets", json=POPULATION, headers=steward.headers()), 201)
     scenario = {"code": "econ", "name": "经济运行监测"}
     expect(http.post("/v1/scenarios", json=scenario, headers=requester.headers()), 201)

@@ -33,7 +33,6 @@ test suite.
 import argparse
 import csv
 import io
-import math
 import os
 import platform
 import shutil
@@ -49,16 +48,26 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-from delivery import PERIOD, POPULATION, Caller, broker, expect, population, server_environment
+from delivery import PERIOD, POPULATION, population
 from openpyxl import Workbook
 
 from broker.demo import ECONOMIC_INDICATORS_SHEET
-from servers import BenchError, exit_status, start_server
+from servers import (
+    BenchError,
+    Caller,
+    bootstrap_admin,
+    broker,
+    create_client,
+    exit_status,
+    expect,
+    percentile,
+    server_environment,
+    start_server,
+)
 
 PROBE_PAUSE_SECONDS = 0.01
 PROBE_TIMEOUT_SECONDS = 120.0
 LOAD_TIMEOUT_SECONDS = 3_600.0
-SECRET_PREFIX = "client secret (shown once, store it now): "  # noqa: S105 - a label
 GOAL_RATIO = 25.0
 GOAL_FLOOR_MS = 100.0
 GOAL_CEILING_MS = 250.0
@@ -134,23 +143,11 @@ class Parties:
 def set_up(http: httpx.Client, env: dict[str, str]) -> Parties:
     """The platform admin, the statistics and police departments, the police steward and the
     population dataset, all through the API."""
-    printed = broker(env, "accounts", "bootstrap", "--name", "admin")
-    secrets = [line for line in printed.splitlines() if line.startswith(SECRET_PREFIX)]
-    if len(secrets) != 1:
-        raise BenchError(f"no secret in the bootstrap's output:\n{printed}")
-    admin = Caller(http, "admin", secrets[0].removeprefix(SECRET_PREFIX).strip())
+    admin = bootstrap_admin(http, env)
     for code, name in (("stats", "区统计局"), ("police", "区公安分局")):
         body = {"code": code, "name": name, "kind": "bureau"}
         expect(http.post("/v1/departments", json=body, headers=admin.headers()), 201)
-    account = {
-        "name": "police-steward",
-        "display_name": "police-steward",
-        "kind": "client",
-        "department_code": "police",
-        "roles": ["steward"],
-    }
-    created = expect(http.post("/v1/accounts", json=account, headers=admin.headers()), 201)
-    steward = Caller(http, "police-steward", created["client_secret"])
+    steward = create_client(admin, "police-steward", "police", "steward")
     expect(http.post("/v1/datasets", json=POPULATION, headers=steward.headers()), 201)
     return Parties(admin, steward)
 
@@ -164,20 +161,13 @@ class Probes:
     latencies_ms: list[float] = field(default_factory=list)
     load_seconds: float = 0.0
 
-    def percentile(self, fraction: float) -> float:
-        """Linear interpolation between the closest ranks."""
-        ordered = sorted(self.latencies_ms)
-        position = (len(ordered) - 1) * fraction
-        low, high = math.floor(position), math.ceil(position)
-        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
     @property
     def p50(self) -> float:
         return statistics.median(self.latencies_ms)
 
     @property
     def p95(self) -> float:
-        return self.percentile(0.95)
+        return percentile(self.latencies_ms, 0.95)
 
 
 def probe(base_url: str, probes: Probes, stop: Callable[[], bool]) -> None:
