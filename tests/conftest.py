@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from broker import migrations
@@ -26,7 +26,7 @@ ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 _counter = itertools.count()
 
 
-def _pg_admin_engine():  # type: ignore[no-untyped-def]
+def _pg_admin_engine() -> Engine:
     sync_url = make_url(TEST_DATABASE_URL).set(drivername="postgresql+psycopg")
     return create_engine(sync_url, isolation_level="AUTOCOMMIT")
 

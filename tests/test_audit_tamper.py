@@ -22,7 +22,7 @@ def _sync_url(app: FastAPI) -> str:
     return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
-def tamper(app: FastAPI, change: Callable[[Connection], None]) -> None:
+def tamper(app: FastAPI, change: Callable[[Connection], object]) -> None:
     """Run raw SQL as the database owner, with the append-only trigger switched off."""
     engine = create_engine(_sync_url(app))
     with engine.begin() as connection:

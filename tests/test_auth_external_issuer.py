@@ -15,13 +15,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, RSAKey
 
 from broker.app import create_app
 from broker.config import Settings
@@ -100,7 +100,9 @@ class IssuerKeys(NamedTuple):
 
 def _ec_key(**parameters: str) -> ECKey:
     return ECKey.generate_key(
-        "P-256", parameters={"alg": "ES256", "use": "sig", **parameters}, auto_kid=True
+        "P-256",
+        parameters=cast(KeyParameters, {"alg": "ES256", "use": "sig", **parameters}),
+        auto_kid=True,
     )
 
 
@@ -276,7 +278,9 @@ def _no_department(keys: IssuerKeys) -> str:
 
 
 def _impostor_key_reusing_a_listed_kid(keys: IssuerKeys) -> str:
-    impostor = ECKey.generate_key("P-256", parameters={"alg": "ES256", "kid": keys.ec.kid})
+    impostor = ECKey.generate_key(
+        "P-256", parameters=cast(KeyParameters, {"alg": "ES256", "kid": keys.ec.kid})
+    )
     return sign(impostor, keycloak_claims())
 
 

@@ -35,7 +35,7 @@ def test_fast_path_matches_the_reference_encoder(document: dict[str, Any]) -> No
 
 
 def test_chinese_text_control_characters_and_nesting_encode_as_jcs() -> None:
-    document = {
+    document: dict[str, Any] = {
         "b": '税收收入\u0007\n"\\',
         "a": [1, True, None, {"z": "人口", "y": -(2**53 - 1)}],
         "\u00e9": "non-ASCII key takes the reference path",

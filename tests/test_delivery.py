@@ -57,9 +57,8 @@ class Delivery:
 
     async def grant(self, conditions: dict[str, Any] | None = None) -> dict[str, Any]:
         """A grant of the whole population dataset to Development and Reform."""
-        as_requester = {"headers": self.requester}
         await self.client.post(
-            "/v1/scenarios", json={"code": "econ", "name": "经济运行监测"}, **as_requester
+            "/v1/scenarios", json={"code": "econ", "name": "经济运行监测"}, headers=self.requester
         )
         created = await self.client.post(
             "/v1/requests",
@@ -71,11 +70,11 @@ class Delivery:
                 "usage_end": (date.today() + timedelta(days=180)).isoformat(),
                 "lines": [{"dataset_code": POPULATION["code"]}],
             },
-            **as_requester,
+            headers=self.requester,
         )
         assert created.status_code == 201, created.text
         submitted = await self.client.post(
-            f"/v1/requests/{created.json()['id']}/submit", **as_requester
+            f"/v1/requests/{created.json()['id']}/submit", headers=self.requester
         )
         line = submitted.json()["lines"][0]
         assert line["state"] == "pending_owner", line
@@ -89,9 +88,9 @@ class Delivery:
             headers=self.steward,
         )
         assert decided.status_code == 200, decided.text
-        accepted = await self.client.post(f"/v1/lines/{line['id']}/accept", **as_requester)
+        accepted = await self.client.post(f"/v1/lines/{line['id']}/accept", headers=self.requester)
         assert accepted.status_code == 200, accepted.text
-        grants = await self.client.get("/v1/grants", **as_requester)
+        grants = await self.client.get("/v1/grants", headers=self.requester)
         found: dict[str, Any] = next(
             g for g in grants.json()["items"] if g["line_id"] == line["id"]
         )
@@ -290,7 +289,7 @@ def zip_bomb() -> bytes:
     ],
 )
 async def test_bad_uploads_are_refused_and_nothing_is_stored(
-    d: Delivery, settings: Any, data: bytes, filename: str, form: dict[str, str], location: str
+    d: Delivery, settings: Any, data: bytes, filename: str, form: dict[str, Any], location: str
 ) -> None:
     response = await d.upload(data, filename=filename, **form)
     assert response.status_code == 422, response.text

@@ -1,3 +1,5 @@
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -131,7 +133,7 @@ async def test_body_over_the_limit_is_413_problem(admin_client: httpx.AsyncClien
 
 
 async def test_chunked_body_over_the_limit_is_413_problem(admin_client: httpx.AsyncClient) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         yield b'{"code": "x", "name": "'
         for _ in range(40):
             yield b"x" * 65536

@@ -161,7 +161,7 @@ async def test_a_stored_control_character_breaks_no_catalog_export(
     xlsx = await admin.get("/v1/catalog/export", params={"format": "xlsx"})
     assert xlsx.status_code == 200, xlsx.text
     sheet = load_workbook(io.BytesIO(xlsx.content)).worksheets[0]
-    titles = {row[0].value: row[1].value for row in sheet.iter_rows(min_row=2)}
+    titles: dict[Any, Any] = {row[0].value: row[1].value for row in sheet.iter_rows(min_row=2)}
     assert titles["TJ-OK"] == "年度统计报表"
     assert titles["TJ-BAD"] == re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f]", "\ufffd", CONTROL_TITLE)
     assert "\ufffd统计\ufffd报表\ufffd" in titles["TJ-BAD"]

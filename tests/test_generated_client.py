@@ -467,15 +467,15 @@ def test_95_item_workflow_through_the_generated_client(
     release = expect(published, 201, ReleaseRead)
     assert (release.status, release.row_count, release.source_format) == ("accepted", 3, "csv")
 
-    granted = [float(row[columns.index("SW-GRSDS")]) for row in rows]
+    granted_values = [float(row[columns.index("SW-GRSDS")]) for row in rows]
     as_csv = download_grant_data.sync_detailed(grant.id, client=drc, format_="csv")
     [header, *values] = csv.reader(io.StringIO(expect(as_csv, 200, File).payload.read().decode()))
     assert header == ["SW-GRSDS"]
-    assert [float(value) for [value] in values] == granted
+    assert [float(value) for [value] in values] == granted_values
     as_parquet = download_grant_data.sync_detailed(grant.id, client=drc, format_="parquet")
     frame = pl.read_parquet(expect(as_parquet, 200, File).payload)
     assert frame.columns == ["SW-GRSDS"]
-    assert frame["SW-GRSDS"].cast(pl.Float64).to_list() == granted
+    assert frame["SW-GRSDS"].cast(pl.Float64).to_list() == granted_values
     elsewhere = download_grant_data.sync_detailed(grant.id, client=people["hrss-steward"])
     assert expect(elsewhere, 404, Problem).code == "not-found"
 

@@ -50,7 +50,7 @@ def dataset(code: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-GDP_ITEMS = [
+GDP_ITEMS: list[dict[str, Any]] = [
     {"code": "GDP-Q", "name": "季度", "data_type": "string", "nullable": False, "is_key": True},
     {"code": "GDP-V", "name": "地区生产总值", "data_type": "decimal", "unit": "亿元"},
 ]
@@ -340,7 +340,7 @@ async def test_a_malformed_if_match_is_a_422(
     ):
         if path.startswith("/v1/datasets"):
             await admin_client.post("/v1/datasets", json=dataset("ETAG"))
-        response = await admin_client.patch(path, json=body, headers={"If-Match": if_match})
+        response = await admin_client.patch(path, json=body, headers={b"If-Match": if_match})
         assert_problem(response, 422, "header.If-Match")
 
 

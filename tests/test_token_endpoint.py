@@ -61,7 +61,8 @@ async def _failed_attempts(app: FastAPI, name: str) -> int:
     async with app.state.session_factory() as session:
         account = await session.scalar(select(Account).where(Account.name == name))
         assert account is not None
-        return account.failed_attempts
+        failed: int = account.failed_attempts
+        return failed
 
 
 async def test_token_requests_hash_off_the_event_loop_a_bounded_number_at_a_time(

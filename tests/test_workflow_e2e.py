@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from conftest import Identities
 from workflow import DECLARATION, District, bundle, district
 
-CONDITIONS = {
+CONDITIONS: dict[str, Any] = {
     "columns": None,
     "masking": {},
     "aggregation_level": "district",

@@ -58,7 +58,7 @@ CODES = ["SW-SSSR", "SW-ZZS", "PT-CZRK", "SW-YNSE", "TJ-GDP"]
 
 
 def call_for(action: str, line_id: str) -> tuple[str, dict[str, Any] | None]:
-    owner = {
+    owner: dict[str, dict[str, Any]] = {
         "approve": {"decision": "approve", "declaration": DECLARATION},
         "approve_with_conditions": {
             "decision": "approve_with_conditions",
