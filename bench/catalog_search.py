@@ -55,10 +55,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker import migrations
-from broker.auth import service as accounts
+from broker.accounts import service as accounts
+from broker.accounts.schemas import AccountCreate
 from broker.auth import tokens
 from broker.auth.models import AccountKind, Role
-from broker.auth.schemas import AccountCreate
 from broker.config import Settings
 from broker.db import make_engine, make_session_factory
 from catalog.datasets.freshness import CYCLE_LENGTH
@@ -67,7 +67,7 @@ from catalog.datasets.service import _refresh_derived
 from catalog.departments import service as departments
 from catalog.departments.models import Department, DepartmentKind
 from catalog.departments.schemas import DepartmentCreate
-from catalog.search.index import FTS_TABLES
+from catalog.text.index import FTS_TABLES
 from catalog.vocab import (
     BaseKind,
     Category,

@@ -18,9 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker import migrations
+from broker.accounts.router import accounts_router, oauth_router
 from broker.audit.dependencies import record_denial
 from broker.audit.router import router as audit_router
-from broker.auth.router import accounts_router, oauth_router
 from broker.auth.tokens import ExternalJwks
 from broker.config import Settings
 from broker.coordination.router import router as coordination_router
@@ -34,8 +34,8 @@ from broker.kit.allowed_methods import AllowedMethodsMiddleware
 from broker.kit.heavy_work import HeavyWork
 from broker.kit.idempotency import install_replay
 from broker.kit.inputs import check_inputs
+from broker.kit.openapi import serve_refined_openapi
 from broker.kit.problems import install_error_handlers, problem_response
-from broker.openapi.refine import serve_refined_openapi
 from broker.requests.router import router as requests_router
 from broker.scenarios.router import router as scenarios_router
 from broker.sheets.router import router as sheets_router

@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker import migrations
+from broker.accounts import service as accounts
 from broker.audit import service as audit
 from broker.audit.export import ExportFormat, export_chunks
 from broker.audit.service import Actor, EventFilter
 from broker.auth import keys
-from broker.auth import service as accounts
 from broker.cli_support import run_in_session, run_read_only
 from broker.config import Settings
 from core.errors import DomainError

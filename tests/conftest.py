@@ -126,10 +126,10 @@ class Identities:
         roles: tuple[str, ...] = ("platform_admin",),
         client: bool = False,
     ) -> str:
-        from broker.auth import service as accounts
+        from broker.accounts import service as accounts
+        from broker.accounts.schemas import AccountCreate
         from broker.auth import tokens
         from broker.auth.models import AccountKind, Role
-        from broker.auth.schemas import AccountCreate
         from catalog.departments import service as departments
         from catalog.departments.models import DepartmentKind
         from catalog.departments.schemas import DepartmentCreate

@@ -14,7 +14,7 @@ from broker.auth import keys
 
 async def forge(app: FastAPI, account_name: str, **overrides: Any) -> str:
     """A token for an existing account with some claims changed (None removes a claim)."""
-    from broker.auth import service as accounts
+    from broker.accounts import service as accounts
 
     settings = app.state.settings
     async with app.state.session_factory() as session:

@@ -225,7 +225,7 @@ async def test_submit_with_idempotency_key_replays_refuses_other_bodies_and_in_f
 
 
 async def _subject(d: District, app: FastAPI) -> str:
-    from broker.auth import service as accounts
+    from broker.accounts import service as accounts
 
     async with app.state.session_factory() as session:
         account = await accounts.get_by_name(session=session, name="drc-requester")

@@ -21,9 +21,9 @@ import httpx
 from alembic import command
 
 from broker import migrations
+from broker.accounts import service as accounts
 from broker.app import create_app
 from broker.audit.service import Actor
-from broker.auth import service as accounts
 from broker.config import Settings
 from broker.demo import (
     ECONOMIC_INDICATORS_SHEET,

@@ -13,8 +13,8 @@ from catalog.datasets.models import DataItem, Dataset
 from catalog.datasets.schemas import DataItemIn, DatasetCreate, DatasetFields, DatasetUpdate
 from catalog.departments import service as departments
 from catalog.departments.models import Department
-from catalog.search import index
-from catalog.search.tokens import index_tokens
+from catalog.text import index
+from catalog.text.tokens import index_tokens
 from catalog.vocab import (
     Category,
     DataGrade,

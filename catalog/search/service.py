@@ -26,8 +26,8 @@ from sqlalchemy.orm import raiseload
 from catalog.access import Viewer
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
-from catalog.search import index
-from catalog.search.tokens import parse_query
+from catalog.text import index
+from catalog.text.tokens import parse_query
 from catalog.vocab import DatasetStatus, Freshness
 from core.time import utcnow
 

@@ -19,7 +19,7 @@ def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
     """Leave out what only one dialect has and migrations manage by hand: FTS5 tables on SQLite,
-    search_vector columns and their GIN indexes on PostgreSQL (catalog/search/index.py)."""
+    search_vector columns and their GIN indexes on PostgreSQL (catalog/text/index.py)."""
     if type_ == "table" and name is not None and "_fts" in name:
         return False
     return not (name is not None and "search_vector" in name)

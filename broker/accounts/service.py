@@ -10,12 +10,12 @@ from anyio import CapacityLimiter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.accounts.schemas import AccountCreate
 from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject, Outcome
 from broker.auth import keys, tokens
 from broker.auth.hashing import hash_secret, new_secret, verify_secret
 from broker.auth.models import Account, AccountKind, Role, SigningKey
-from broker.auth.schemas import AccountCreate
 from broker.config import Settings
 from broker.departments import service as audited_departments
 from catalog.departments import service as departments

@@ -1,6 +1,6 @@
 """The one place search differs by database: FTS5 on SQLite, a tsvector with GIN on PostgreSQL.
 
-Both index the same Python-made tokens (catalog.search.tokens) and are asked for the same AND of
+Both index the same Python-made tokens (catalog.text.tokens) and are asked for the same AND of
 tokens, so the candidate sets are identical; ranking is plain SQL over the stored tokens.
 """
 

@@ -5,13 +5,8 @@ from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from broker.audit.dependencies import AuditActor, actor_of
-from broker.audit.service import Actor
-from broker.auth import keys
-from broker.auth import service as accounts
-from broker.auth.dependencies import HashingLimiter, PlatformAdmin
-from broker.auth.models import Role
-from broker.auth.schemas import (
+from broker.accounts import service as accounts
+from broker.accounts.schemas import (
     AccessToken,
     AccountCreate,
     AccountCreated,
@@ -21,6 +16,11 @@ from broker.auth.schemas import (
     ClientSecret,
     JsonWebKeySet,
 )
+from broker.audit.dependencies import AuditActor, actor_of
+from broker.audit.service import Actor
+from broker.auth import keys
+from broker.auth.dependencies import HashingLimiter, PlatformAdmin
+from broker.auth.models import Role
 from broker.config import Settings
 from broker.kit.pagination import (
     CursorQuery,

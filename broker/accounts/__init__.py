@@ -1,0 +1,1 @@
+"""Accounts, their secrets and tokens, signing keys: identity as the administrator manages it."""
