@@ -39,7 +39,8 @@ async def _count(app: FastAPI, model: type[Request] | type[Scenario]) -> int:
         found = await session.scalar(select(func.count()).select_from(model))
         await session.commit()
     assert found is not None
-    return found
+    count: int = found
+    return count
 
 
 async def test_a_retried_scenario_create_replays_the_first_answer(
