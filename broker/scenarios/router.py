@@ -2,9 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from broker.audit import service as audit
 from broker.audit.dependencies import AuditActor
-from broker.audit.service import AuditObject
 from broker.auth.dependencies import Authenticated, require_roles
 from broker.auth.models import Role
 from broker.auth.principal import Principal
@@ -55,15 +53,8 @@ async def create_scenario(
     response: Response,
 ) -> ScenarioRead:
     """A scenario led by the caller's department."""
-    scenario = await service.create(session=session, principal=principal, data=body)
+    scenario = await service.create(session=session, principal=principal, actor=actor, data=body)
     result = read(scenario)
-    await audit.record(
-        session,
-        actor,
-        "scenario.created",
-        AuditObject("scenario", scenario.code),
-        details={"after": result.model_dump(mode="json", include={"name", "phase", "members"})},
-    )
     location = f"/v1/scenarios/{scenario.code}"
     await idempotency.remember(result, status_code=201, headers={"Location": location})
     response.headers["Location"] = location
@@ -99,18 +90,7 @@ async def update_scenario(
 ) -> ScenarioRead:
     """Rename, move to another phase, or change the member departments."""
     scenario = await service.get(session=session, principal=principal, code=code)
-    before = read(scenario).model_dump(
-        mode="json", include={"name", "description", "phase", "members"}
-    )
     scenario = await service.update(
-        session=session, principal=principal, scenario=scenario, data=body
+        session=session, principal=principal, actor=actor, scenario=scenario, data=body
     )
-    result = read(scenario)
-    await audit.record(
-        session,
-        actor,
-        "scenario.updated",
-        AuditObject("scenario", scenario.code),
-        details=audit.changes(before, result.model_dump(mode="json", include=set(before))),
-    )
-    return result
+    return read(scenario)

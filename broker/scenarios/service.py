@@ -3,6 +3,8 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from broker.audit import service as audit
+from broker.audit.service import Actor, AuditObject
 from broker.auth.principal import Principal
 from broker.scenarios.models import Scenario
 from broker.scenarios.schemas import ScenarioCreate, ScenarioUpdate
@@ -23,7 +25,22 @@ async def _check_members(session: AsyncSession, codes: list[str]) -> None:
         )
 
 
-async def create(*, session: AsyncSession, principal: Principal, data: ScenarioCreate) -> Scenario:
+def _auditable(scenario: Scenario, *, with_description: bool = True) -> dict[str, object]:
+    """What the audit log keeps of a scenario."""
+    kept: dict[str, object] = {
+        "name": scenario.name,
+        "phase": scenario.phase.value,
+        "members": list(scenario.members),
+    }
+    if with_description:
+        kept["description"] = scenario.description
+    return kept
+
+
+async def create(
+    *, session: AsyncSession, principal: Principal, actor: Actor, data: ScenarioCreate
+) -> Scenario:
+    """A scenario led by the caller's department; recorded as `scenario.created`."""
     if await session.scalar(select(Scenario).where(Scenario.code == data.code)) is not None:
         raise Conflict(
             f"A scenario with the code '{data.code}' already exists.",
@@ -41,6 +58,13 @@ async def create(*, session: AsyncSession, principal: Principal, data: ScenarioC
     )
     session.add(scenario)
     await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "scenario.created",
+        AuditObject("scenario", scenario.code),
+        details={"after": _auditable(scenario, with_description=False)},
+    )
     return scenario
 
 
@@ -72,10 +96,17 @@ async def list_visible(
 
 
 async def update(
-    *, session: AsyncSession, principal: Principal, scenario: Scenario, data: ScenarioUpdate
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    actor: Actor,
+    scenario: Scenario,
+    data: ScenarioUpdate,
 ) -> Scenario:
+    """Only the lead department (or the platform) changes a scenario; recorded with its changes."""
     if principal.department_id != scenario.lead_department_id and not principal.is_platform_admin:
         raise Forbidden("Only the lead department changes its scenario.")
+    before = _auditable(scenario)
     changes = data.model_dump(exclude_unset=True)
     if "members" in changes and data.members is not None:
         await _check_members(session, data.members)
@@ -84,4 +115,11 @@ async def update(
         if value is not None:
             setattr(scenario, name, value)
     await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "scenario.updated",
+        AuditObject("scenario", scenario.code),
+        details=audit.changes(before, _auditable(scenario)),
+    )
     return scenario
