@@ -395,18 +395,6 @@ async def apply_sheet(
     return plan
 
 
-async def import_sheet(
-    *, session: AsyncSession, viewer: Viewer, data: bytes, dry_run: bool
-) -> ImportPlan:
-    """Create or update every dataset a sheet describes, or nothing at all.
-
-    Every row is checked before anything is written; errors name the row, the column and the fix.
-    Checking runs on the caller's thread: the HTTP route calls `check_sheet` off the event loop.
-    """
-    sheet = check_sheet(data=data, owners=await owners(session=session), viewer=viewer)
-    return await apply_sheet(session=session, viewer=viewer, sheet=sheet, dry_run=dry_run)
-
-
 async def _apply(
     session: AsyncSession,
     viewer: Viewer,
