@@ -48,10 +48,10 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-from delivery import PERIOD, POPULATION, population
 from openpyxl import Workbook
 
 from broker.demo import ECONOMIC_INDICATORS_SHEET
+from delivery import PERIOD, POPULATION, population
 from servers import (
     BenchError,
     Caller,

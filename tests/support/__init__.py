@@ -1,0 +1,1 @@
+"""Helpers and shared data for the tests, imported as `support.<module>`."""
