@@ -22,6 +22,7 @@ from broker.auth import keys
 from broker.auth.dependencies import HashingLimiter, PlatformAdmin
 from broker.auth.models import Role
 from broker.config import Settings
+from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorQuery,
     CursorText,
@@ -201,17 +202,23 @@ async def create_account(
     session: SessionDep,
     _admin: PlatformAdmin,
     actor: AuditActor,
+    idempotency: Idempotent,
     response: Response,
     limiter: HashingLimiter,
 ) -> AccountCreated:
+    """A person or client of a department. With an Idempotency-Key a retry replays the answer,
+    without the client secret, which is never stored: rotate it if the first answer was lost."""
     account, secret = await accounts.register(
         session=session, actor=actor, data=body, limiter=limiter
     )
     result = AccountCreated.model_validate(
         {**AccountRead.model_validate(account).model_dump(), "client_secret": secret}
     )
-    response.headers["Location"] = f"/v1/accounts/{account.name}"
-    response.headers["Cache-Control"] = "no-store"
+    headers = {"Location": f"/v1/accounts/{account.name}", "Cache-Control": "no-store"}
+    await idempotency.remember(
+        result.model_copy(update={"client_secret": None}), status_code=201, headers=headers
+    )
+    response.headers.update(headers)
     return result
 
 

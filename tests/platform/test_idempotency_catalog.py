@@ -1,4 +1,4 @@
-"""An Idempotency-Key makes creating a department, a dataset, a release or an audit checkpoint
+"""An Idempotency-Key makes creating a department, an account, a dataset, a release or a checkpoint
 safe to retry: the retry replays the first answer instead of creating a second object, and the
 same key with another body is refused."""
 
@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from broker.audit.models import AuditEvent
+from broker.auth.models import Account
 from broker.config import Settings
 from broker.delivery.models import Release
+from broker.kit.idempotency import IdempotencyRecord
 from catalog.datasets.models import Dataset
 from catalog.departments.models import Department
 from support.delivery_data import POPULATION, as_csv, people
@@ -129,3 +131,33 @@ async def test_a_retried_audit_checkpoint_replays_the_first_answer(
     )
     assert other.status_code == 422, other.text
     assert await _count(app, AuditEvent, checkpointed) == 1
+
+
+async def test_a_retried_account_create_replays_the_account_but_never_its_secret(
+    app: FastAPI, admin_client: httpx.AsyncClient
+) -> None:
+    body = {
+        "name": "tax-system",
+        "display_name": "税务局数据接口",
+        "kind": "client",
+        "department_code": "platform",
+        "roles": ["steward"],
+    }
+    keyed = {"Idempotency-Key": "account-1"}
+    first = await admin_client.post("/v1/accounts", json=body, headers=keyed)
+    retry = await admin_client.post("/v1/accounts", json=body, headers=keyed)
+    assert first.status_code == retry.status_code == 201, retry.text
+    assert first.json()["client_secret"], "the first answer shows the secret once"
+    assert retry.json() == {**first.json(), "client_secret": None}
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.headers["location"] == first.headers["location"]
+    assert await _count(app, Account, Account.name == "tax-system") == 1
+    other = await admin_client.post(
+        "/v1/accounts", json={**body, "name": "other-system"}, headers=keyed
+    )
+    assert other.status_code == 422
+    async with app.state.session_factory() as session:
+        stored = await session.scalar(select(IdempotencyRecord))
+        await session.commit()
+    assert stored is not None
+    assert first.json()["client_secret"] not in str(stored.response)
