@@ -66,9 +66,13 @@ async def scenario_readiness(
 async def request_readiness(
     request_id: uuid.UUID, session: SessionDep, principal: Authenticated, format: Format = "json"
 ) -> ReadinessBoard | Response:
+    """The request's board over the lines the caller may see: a steward's own lines only."""
     found = await requests.get_request(session=session, principal=principal, request_id=request_id)
     return _respond(
-        await coordination.board(session=session, lines=list(found.lines), now=utcnow()), format
+        await coordination.board(
+            session=session, lines=requests.visible_lines(principal, found), now=utcnow()
+        ),
+        format,
     )
 
 

@@ -94,7 +94,10 @@ async def line_result(ctx: Context, line: RequestLine) -> LineRead:
     return (await lines_read(ctx.session, [line], ctx.now))[0]
 
 
-async def request_read(session: AsyncSession, request: DataRequest) -> RequestRead:
+async def request_read(
+    session: AsyncSession, principal: Principal, request: DataRequest
+) -> RequestRead:
+    """The request's header and the lines the caller may see (`service.visible_lines`)."""
     return RequestRead(
         id=request.id,
         scenario_code=request.scenario.code,
@@ -108,7 +111,7 @@ async def request_read(session: AsyncSession, request: DataRequest) -> RequestRe
         submitted_at=request.submitted_at,
         created_by=request.created_by,
         created_at=request.created_at,
-        lines=await lines_read(session, request.lines, utcnow()),
+        lines=await lines_read(session, service.visible_lines(principal, request), utcnow()),
     )
 
 
@@ -123,7 +126,7 @@ async def create_request(
     """A draft bundle: items, whole datasets or needs not yet in the catalog."""
     created = await service.create_request(ctx=ctx, data=body)
     location = f"/v1/requests/{created.id}"
-    result = await request_read(ctx.session, created)
+    result = await request_read(ctx.session, ctx.principal, created)
     await idempotency.remember(result, status_code=201, headers={"Location": location})
     response.headers["Location"] = location
     return result
@@ -134,7 +137,7 @@ async def get_request(
     request_id: uuid.UUID, session: SessionDep, principal: Authenticated
 ) -> RequestRead:
     found = await service.get_request(session=session, principal=principal, request_id=request_id)
-    return await request_read(session, found)
+    return await request_read(session, principal, found)
 
 
 @router.post("/requests/{request_id}/lines", response_model=LinesAdded)
@@ -160,7 +163,7 @@ async def submit_request(
         session=ctx.session, principal=ctx.principal, request_id=request_id
     )
     submitted = await service.submit(ctx=ctx, request=found)
-    result = await request_read(ctx.session, submitted)
+    result = await request_read(ctx.session, ctx.principal, submitted)
     await idempotency.remember(result, status_code=200)
     return result
 

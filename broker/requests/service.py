@@ -64,22 +64,35 @@ def _is_requesting_side(principal: Principal, request: Request) -> bool:
     return principal.department_id == request.requesting_department_id
 
 
+def _sees_every_line(principal: Principal, request: Request) -> bool:
+    """The requesting department, the platform, leaders who coordinate and auditors who inspect."""
+    return (
+        principal.is_platform_admin
+        or principal.has_any(Role.leader, Role.auditor)
+        or _is_requesting_side(principal, request)
+    )
+
+
 def may_see_request(principal: Principal, request: Request) -> bool:
-    """Requesting department, owners of any line, the platform and leaders."""
-    if principal.is_platform_admin or Role.leader in principal.roles:
-        return True
-    if _is_requesting_side(principal, request):
-        return True
-    return any(line.owner_department_id == principal.department_id for line in request.lines)
+    """Whoever sees every line, and the owners of any line (who see only theirs)."""
+    return _sees_every_line(principal, request) or any(
+        line.owner_department_id == principal.department_id for line in request.lines
+    )
 
 
 def _may_see_line(principal: Principal, line: RequestLine) -> bool:
-    return (
-        principal.is_platform_admin
-        or Role.leader in principal.roles
-        or line.owner_department_id == principal.department_id
-        or _is_requesting_side(principal, line.request)
+    return line.owner_department_id == principal.department_id or _sees_every_line(
+        principal, line.request
     )
+
+
+def visible_lines(principal: Principal, request: Request) -> list[RequestLine]:
+    """The lines of a request the caller may read: a steward owning some lines sees the header
+    and its own lines only, never another department's lines, declarations or grants (issue 14:
+    each department sees only its part); everyone who sees the request whole sees them all."""
+    if _sees_every_line(principal, request):
+        return list(request.lines)
+    return [line for line in request.lines if line.owner_department_id == principal.department_id]
 
 
 async def get_request(
