@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DepartmentReadiness(BaseModel):
@@ -30,6 +30,9 @@ class OutstandingLineRead(BaseModel):
     overdue: bool
     age_days: int
     reason: str | None
+    refusal_basis: str | None = Field(
+        default=None, description="The legal basis of the owner's refusal, beside its reason."
+    )
 
 
 class ReadinessBoard(BaseModel):

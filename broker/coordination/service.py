@@ -70,6 +70,7 @@ class OutstandingLine:
     overdue: bool
     age_days: int
     reason: str | None
+    refusal_basis: str | None
 
 
 @dataclass
@@ -118,6 +119,7 @@ async def board(*, session: AsyncSession, lines: list[RequestLine], now: datetim
                     overdue=overdue,
                     age_days=max((now - since).days, 0),
                     reason=line.reason or line.route_reason,
+                    refusal_basis=line.refusal_basis,
                 )
             )
     ready = sum(1 for line in lines if line.state in (S.approved, S.auto_approved))
@@ -178,6 +180,7 @@ def agenda_csv(result: Board) -> str:
             "due_at",
             "overdue",
             "reason",
+            "refusal_basis",
             "line_id",
         ]
     ]
@@ -192,6 +195,7 @@ def agenda_csv(result: Board) -> str:
                 line.due_at.isoformat() if line.due_at else "",
                 "yes" if line.overdue else "no",
                 line.reason or "",
+                line.refusal_basis or "",
                 line.line_id,
             ]
         )
@@ -210,15 +214,18 @@ def agenda_markdown(result: Board, now: datetime) -> str:
         lines += [
             f"## {department}",
             "",
-            "| item | state | age (days) | due | overdue | note |",
-            "|---|---|---|---|---|---|",
+            "| item | state | age (days) | due | overdue | note | legal basis |",
+            "|---|---|---|---|---|---|---|",
         ]
         for item in sorted(items, key=lambda i: (i.state != "escalated", -i.age_days)):
             due = item.due_at.date().isoformat() if item.due_at else ""
-            note = (item.reason or "").replace("|", "/").replace("\n", " ")
+            note, basis = (
+                (text or "").replace("|", "/").replace("\n", " ")
+                for text in (item.reason, item.refusal_basis)
+            )
             lines.append(
                 f"| {item.item} | {item.state} | {item.age_days} | {due} | "
-                f"{'yes' if item.overdue else ''} | {note} |"
+                f"{'yes' if item.overdue else ''} | {note} | {basis} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -615,6 +615,8 @@ async def coordinate(case: Case) -> Path:
         json={
             "decision": "approve_with_conditions",
             "note": "同意在平台内按行业汇总使用，不得导出企业明细",
+            "legal_basis": "《政务数据共享条例》：按行业汇总、不含纳税人明细的税收数据可有条件共享",
+            "meeting_reference": "2026年第12次调度会",
             "conditions": {
                 "purpose": "分行业税收形势分析",
                 "in_platform_only": True,

@@ -110,6 +110,7 @@ class RequestLine(IdMixin, TimestampMixin, Base):
     conditions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     declaration: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
+    refusal_basis: Mapped[str | None] = mapped_column(Text)
     escalated_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)

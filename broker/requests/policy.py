@@ -23,6 +23,7 @@ class Route:
     state: LineState
     reason: str
     starts_clock: bool
+    refusal_basis: str | None = None
 
 
 def sensitivity(line: RequestLine) -> Sensitivity:
@@ -77,7 +78,10 @@ def route(*, line: RequestLine, owner_name: str, settings: Settings) -> Route:
     threshold = Sensitivity(settings.auto_approve_max_sensitivity)
     if dataset.share_type == ShareType.none:
         return Route(
-            S.rejected, f"不予共享 (not shared): {dataset.legal_basis}", starts_clock=False
+            S.rejected,
+            f"不予共享 (not shared): {dataset.legal_basis}",
+            starts_clock=False,
+            refusal_basis=dataset.legal_basis,
         )
     if (
         dataset.share_type == ShareType.unconditional

@@ -75,6 +75,7 @@ def line_read(line: RequestLine, now: datetime, grant_id: uuid.UUID | None) -> L
         conditions=line.conditions,
         declaration=line.declaration,
         reason=line.reason,
+        refusal_basis=line.refusal_basis,
         grant_id=grant_id,
         version=line.version,
     )

@@ -2,7 +2,15 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from broker.grants.schemas import Code, Conditions, Text4000
 from broker.requests.models import LineKind, LineState
@@ -98,8 +106,21 @@ class OwnerDecision(BaseModel):
     conditions: Conditions | None = None
     question: Text4000 | None = None
     reason: Text4000 | None = None
+    legal_basis: Text4000 | None = Field(
+        default=None,
+        validate_default=True,
+        description="For reject: the law or rule the refusal rests on (政务数据共享条例), "
+        "shown to the requester and the coordination agenda beside the reason.",
+    )
     reroute_to: Code | None = Field(default=None, description="For not_held: who holds it.")
     item_code: Code | None = Field(default=None, description="For register: the new item.")
+
+    @field_validator("legal_basis")
+    @classmethod
+    def refusals_name_their_basis(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("decision") == "reject":
+            raise ValueError("a refusal names its legal basis")
+        return value
 
     @model_validator(mode="after")
     def carries_what_the_decision_needs(self) -> Self:
@@ -133,6 +154,16 @@ class LeaderDecision(BaseModel):
     decision: Literal["approve", "approve_with_conditions", "rejected_final"]
     note: Text4000
     conditions: Conditions | None = None
+    legal_basis: Text4000 | None = Field(
+        default=None,
+        description="The basis for granting what the owner refused; required to override a "
+        "refusal.",
+    )
+    meeting_reference: Text200 | None = Field(
+        default=None,
+        description="The coordination meeting that decided it; required to override a refusal.",
+        examples=["2026年第12次调度会"],
+    )
 
     @model_validator(mode="after")
     def conditions_when_needed(self) -> Self:
@@ -185,6 +216,9 @@ class LineRead(BaseModel):
     conditions: Conditions | None
     declaration: Declaration | None
     reason: str | None
+    refusal_basis: str | None = Field(
+        default=None, description="The legal basis a refusal rests on, beside its reason."
+    )
     grant_id: uuid.UUID | None = None
     version: int
 

@@ -27,7 +27,7 @@ from broker.requests.schemas import LeaderDecision, OwnerDecision
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments import service as departments
 from catalog.departments.models import Department
-from catalog.vocab import DatasetStatus
+from catalog.vocab import DataGrade, DatasetStatus
 from core.errors import Conflict, FieldError, Forbidden, InvalidInput
 
 S = LineState
@@ -144,11 +144,11 @@ async def route(*, ctx: Context, line: RequestLine) -> None:
     if decided.starts_clock:
         _start_clock(ctx, line)
     line.route_reason = decided.reason
+    payload: dict[str, Any] = {"reason": decided.reason}
     if decided.state == S.rejected:
-        line.reason = decided.reason
-    await move(
-        ctx=ctx, line=line, action="route", to=decided.state, payload={"reason": decided.reason}
-    )
+        line.reason, line.refusal_basis = decided.reason, decided.refusal_basis
+        payload["legal_basis"] = decided.refusal_basis
+    await move(ctx=ctx, line=line, action="route", to=decided.state, payload=payload)
     if decided.state == S.auto_approved:
         await _issue_grant(ctx, line, None)
 
@@ -225,14 +225,18 @@ async def decide(*, ctx: Context, line: RequestLine, decision: OwnerDecision) ->
             payload={"question": decision.question},
         )
     elif decision.decision == "reject":
-        line.reason = decision.reason
+        line.reason, line.refusal_basis = decision.reason, decision.legal_basis
         line.pending_approval = None
         await move(
             ctx=ctx,
             line=line,
             action="reject",
             to=S.rejected,
-            payload={"reason": decision.reason, "declaration": declaration},
+            payload={
+                "reason": decision.reason,
+                "legal_basis": decision.legal_basis,
+                "declaration": declaration,
+            },
         )
     elif decision.decision == "not_held":
         await _reroute(ctx, line, decision.reroute_to or "")
@@ -418,19 +422,30 @@ async def escalate_sweep(*, ctx: Context) -> list[RequestLine]:
 async def leader_decide(
     *, ctx: Context, line: RequestLine, decision: LeaderDecision
 ) -> RequestLine:
-    """The leader settles an escalated line; approvals issue the grant at once."""
+    """The leader settles an escalated line; approvals issue the grant at once.
+
+    国发〔2016〕51号 makes coordination an upward channel, not an unlimited one: core-grade data is
+    never granted by override, and overriding an owner's refusal names its legal basis and the
+    meeting that decided it.
+    """
     if Role.leader not in ctx.principal.roles:
         raise Forbidden("Only a leader settles escalated lines.")
+    if line.state not in ALLOWED["leader_decide"]:
+        raise Conflict(
+            f"Line {line.id} is {line.state.value}; 'leader_decide' is not possible now.",
+            extra={"state": line.state.value},
+        )
+    record = {
+        "note": decision.note,
+        "legal_basis": decision.legal_basis,
+        "meeting_reference": decision.meeting_reference,
+    }
+    if decision.decision != "rejected_final":
+        await _check_override(ctx, line, decision)
     line.decided_at = ctx.now
     line.reason = decision.note
     if decision.decision == "rejected_final":
-        await move(
-            ctx=ctx,
-            line=line,
-            action="leader_decide",
-            to=S.rejected_final,
-            payload={"note": decision.note},
-        )
+        await move(ctx=ctx, line=line, action="leader_decide", to=S.rejected_final, payload=record)
         return line
     terms = decision.conditions
     if terms is not None:
@@ -443,7 +458,43 @@ async def leader_decide(
         line=line,
         action="leader_decide",
         to=S.approved,
-        payload={"note": decision.note, "conditions": line.conditions},
+        payload={**record, "conditions": line.conditions},
     )
     await _issue_grant(ctx, line, terms)
     return line
+
+
+CORE_DATA_RULE = "核心数据不得通过协调授权 (core-grade data is never granted by override)"
+
+
+async def _check_override(ctx: Context, line: RequestLine, decision: LeaderDecision) -> None:
+    """An approving override: never of core-grade data (409); of a refusal, only with a legal
+    basis and a meeting reference (422 naming each missing field)."""
+    if line.dataset is not None and line.dataset.data_grade == DataGrade.core:
+        raise Conflict(
+            f"Line {line.id} asks for core-grade data: {CORE_DATA_RULE}.",
+            extra={"state": line.state.value, "rule": CORE_DATA_RULE},
+        )
+    if not await _escalated_from_refusal(ctx, line):
+        return
+    missing = [
+        FieldError(f"body.{field}", "Overriding a refusal needs it.")
+        for field in ("legal_basis", "meeting_reference")
+        if getattr(decision, field) is None
+    ]
+    if missing:
+        raise InvalidInput(
+            "Overriding an owner's refusal names its legal basis and the meeting that decided it.",
+            errors=missing,
+        )
+
+
+async def _escalated_from_refusal(ctx: Context, line: RequestLine) -> bool:
+    """Whether the line came to coordination as a refusal (rather than overdue)."""
+    from_state = await ctx.session.scalar(
+        select(Decision.from_state)
+        .where(Decision.line_id == line.id, Decision.action == "escalate")
+        .order_by(Decision.created_at.desc(), Decision.id.desc())
+        .limit(1)
+    )
+    return from_state == S.rejected.value

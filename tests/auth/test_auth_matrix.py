@@ -430,8 +430,18 @@ async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[s
             "declaration": DECLARE,
             "conditions": {"purpose": "分析"},
         },
-        "TAX-I5": {"decision": "reject", "reason": "不宜共享", "declaration": DECLARE},
-        "TAX-I6": {"decision": "reject", "reason": "不宜共享", "declaration": DECLARE},
+        "TAX-I5": {
+            "decision": "reject",
+            "reason": "不宜共享",
+            "legal_basis": "《政务数据共享条例》第十五条",
+            "declaration": DECLARE,
+        },
+        "TAX-I6": {
+            "decision": "reject",
+            "reason": "不宜共享",
+            "legal_basis": "《政务数据共享条例》第十五条",
+            "declaration": DECLARE,
+        },
         "TAX-I7": {"decision": "approve", "declaration": DECLARE},
         "TAX-I8": {"decision": "approve", "declaration": DECLARE},
     }

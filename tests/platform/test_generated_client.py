@@ -325,6 +325,7 @@ def test_95_item_workflow_through_the_generated_client(
         "SWW-KJDS",
         decision="reject",
         reason="跨境电商数据来自海关，本委不持有明细",
+        legal_basis="《政务数据共享条例》第十五条",
         declaration=declaration,
     )
     assert refused.state == "rejected"
@@ -363,6 +364,8 @@ def test_95_item_workflow_through_the_generated_client(
         body=LeaderDecision(
             decision="approve_with_conditions",
             note="按行业汇总后提供，不含企业明细",
+            legal_basis="《政务数据共享条例》第十五条",
+            meeting_reference="2026年第12次调度会",
             conditions=conditions(aggregation_level="industry"),
         ),
     )

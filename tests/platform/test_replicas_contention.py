@@ -40,7 +40,12 @@ DEPARTMENTS = ("commerce", "tax")
 DECISIONS: list[dict[str, Any]] = [
     {"decision": "approve", "declaration": DECLARATION},
     {"decision": "approve", "declaration": DECLARATION},
-    {"decision": "reject", "reason": "不予提供", "declaration": DECLARATION},
+    {
+        "decision": "reject",
+        "reason": "不予提供",
+        "legal_basis": "《政务数据共享条例》第十五条",
+        "declaration": DECLARATION,
+    },
     {"decision": "needs_info", "question": "用途？"},
 ]
 DECIDED_STATE = {"approve": "approved", "reject": "rejected", "needs_info": "needs_info"}

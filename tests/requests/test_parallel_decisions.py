@@ -26,7 +26,12 @@ async def test_ten_concurrent_decisions_on_one_line_have_one_winner(
     for line in lines:
         decisions = [
             {"decision": "approve", "declaration": DECLARATION},
-            {"decision": "reject", "reason": "不予提供", "declaration": DECLARATION},
+            {
+                "decision": "reject",
+                "reason": "不予提供",
+                "legal_basis": "《政务数据共享条例》第十五条",
+                "declaration": DECLARATION,
+            },
             {"decision": "needs_info", "question": "用途？"},
         ]
         answers = await asyncio.gather(

@@ -145,14 +145,24 @@ async def test_each_workflow_route_records_one_event_per_transition(
         "leader",
         "POST",
         f"/v1/lines/{line['SW-YNSE']}/leader-decision",
-        {"decision": "approve", "note": "同意"},
+        {
+            "decision": "approve",
+            "note": "同意",
+            "legal_basis": "《政务数据共享条例》第十五条",
+            "meeting_reference": "2026年第12次调度会",
+        },
         ["line.leader_decide", "grant.issued"],
     )
     await check(
         "tax-steward",
         "POST",
         f"/v1/lines/{line['SW-SSZS']}/decisions",
-        {"decision": "reject", "reason": "无", "declaration": DECLARATION},
+        {
+            "decision": "reject",
+            "reason": "无",
+            "legal_basis": "《政务数据共享条例》第十五条",
+            "declaration": DECLARATION,
+        },
         ["line.reject"],
     )
     await check("admin", "POST", "/v1/coordination/escalations", None, ["line.escalate"])

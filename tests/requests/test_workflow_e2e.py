@@ -141,6 +141,7 @@ async def test_95_items_from_14_departments_in_one_request(
         lines["SWW-KJDS"],
         decision="reject",
         reason="跨境电商数据来自海关，本委不持有明细",
+        legal_basis="《政务数据共享条例》第十五条",
         declaration=DECLARATION,
     )
     assert refused["state"] == "rejected"
@@ -192,6 +193,8 @@ async def test_95_items_from_14_departments_in_one_request(
         "leader-decision",
         decision="approve_with_conditions",
         note="按行业汇总后提供，不含企业明细",
+        legal_basis="《政务数据共享条例》第十五条",
+        meeting_reference="2026年第12次调度会",
         conditions={**CONDITIONS, "aggregation_level": "industry"},
     )
     assert settled["state"] == "approved"

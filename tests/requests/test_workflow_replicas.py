@@ -281,6 +281,7 @@ def test_request_worked_on_two_replicas_in_turn_reads_the_same_on_both(
         "rejected",
         decision="reject",
         reason="跨境电商数据来自海关，本委不持有明细",
+        legal_basis="《政务数据共享条例》第十五条",
         declaration=DECLARATION,
     )
     r.act("drc-requester", lines["SWW-KJDS"], "escalate", "escalated", reason="申请协调")
@@ -291,6 +292,8 @@ def test_request_worked_on_two_replicas_in_turn_reads_the_same_on_both(
         "approved",
         decision="approve",
         note="商务委协调海关数据后提供",
+        legal_basis="《政务数据共享条例》第十五条",
+        meeting_reference="2026年第12次调度会",
     )
 
     # Statistics, HR; the platform's L4 lines need two stewards, here one on each replica.
@@ -327,6 +330,8 @@ def test_request_worked_on_two_replicas_in_turn_reads_the_same_on_both(
         "approved",
         decision="approve_with_conditions",
         note="按行业汇总后提供，不含企业明细",
+        legal_basis="《政务数据共享条例》第十五条",
+        meeting_reference="2026年第12次调度会",
         conditions={**CONDITIONS, "aggregation_level": "industry"},
     )
     r.act(

@@ -62,7 +62,13 @@ async def test_deciding_twice_or_out_of_order_is_409_naming_the_state(d: Distric
         )
     ).status_code == 200
     twice = await decide(
-        d, "tax-steward", lines["SW-SSSR"], decision="reject", reason="x", declaration=DECLARATION
+        d,
+        "tax-steward",
+        lines["SW-SSSR"],
+        decision="reject",
+        reason="x",
+        legal_basis="《政务数据共享条例》第十五条",
+        declaration=DECLARATION,
     )
     assert twice.status_code == 409
     assert twice.json()["state"] == "approved"
@@ -109,7 +115,15 @@ async def test_accepting_conditions_twice_is_409(d: District) -> None:
             422,
             "body.conditions",
         ),
-        ({"decision": "reject", "declaration": DECLARATION}, 422, "body"),
+        (
+            {
+                "decision": "reject",
+                "legal_basis": "《政务数据共享条例》第十五条",
+                "declaration": DECLARATION,
+            },
+            422,
+            "body",
+        ),
         ({"decision": "approve"}, 422, "body"),
         ({"decision": "not_held", "reroute_to": "nowhere"}, 422, "body.reroute_to"),
         ({"decision": "veto"}, 422, "body.decision"),

@@ -66,7 +66,12 @@ def call_for(action: str, line_id: str) -> tuple[str, dict[str, Any] | None]:
             "conditions": {"purpose": "监测"},
         },
         "needs_info": {"decision": "needs_info", "question": "口径？"},
-        "reject": {"decision": "reject", "reason": "不予提供", "declaration": DECLARATION},
+        "reject": {
+            "decision": "reject",
+            "reason": "不予提供",
+            "legal_basis": "《政务数据共享条例》第十五条",
+            "declaration": DECLARATION,
+        },
     }
     if action in owner:
         return f"/v1/lines/{line_id}/decisions", owner[action]
@@ -77,7 +82,15 @@ def call_for(action: str, line_id: str) -> tuple[str, dict[str, Any] | None]:
     if action == "escalate":
         return f"/v1/lines/{line_id}/escalate", {"reason": "申请协调"}
     decision = "approve" if action == "leader_approve" else "rejected_final"
-    return f"/v1/lines/{line_id}/leader-decision", {"decision": decision, "note": "协调结论"}
+    override = {
+        "legal_basis": "《政务数据共享条例》第十五条",
+        "meeting_reference": "2026年第12次调度会",
+    }
+    return f"/v1/lines/{line_id}/leader-decision", {
+        "decision": decision,
+        "note": "协调结论",
+        **override,
+    }
 
 
 def seed(database_url: str) -> dict[str, dict[str, str]]:
