@@ -29,14 +29,18 @@ def context(
 Ctx = Annotated[Context, Depends(context)]
 
 
-async def locked_line(
-    line_id: uuid.UUID, session: SessionDep, principal: Authenticated
-) -> RequestLine:
-    """The line named by the path, locked until the request's transaction ends; a line the
-    caller may not see is a 404 like an unknown one."""
-    return await service.get_line(
-        session=session, principal=principal, line_id=line_id, for_update=True
-    )
+class LineLock:
+    """The line named by the path, for the caller. It is looked up and locked when the route
+    calls it, after FastAPI has validated the body: a malformed body is a 422 whether or not the
+    line exists, and a line the caller may not see is a 404 like an unknown one."""
+
+    def __init__(self, line_id: uuid.UUID, session: SessionDep, principal: Authenticated) -> None:
+        self.line_id, self.session, self.principal = line_id, session, principal
+
+    async def __call__(self) -> RequestLine:
+        return await service.get_line(
+            session=self.session, principal=self.principal, line_id=self.line_id, for_update=True
+        )
 
 
-LockedLine = Annotated[RequestLine, Depends(locked_line)]
+LockedLine = Annotated[LineLock, Depends()]

@@ -189,14 +189,15 @@ async def inbox(
 
 
 # The role dependency comes before LockedLine in each signature: a caller without the role is
-# refused (403) before any line is looked up or locked.
+# refused (403) before any line is looked up; the line is locked only once the body is valid.
 
 
 @router.post("/lines/{line_id}/decisions", response_model=LineRead)
 async def decide_line(
-    body: OwnerDecision, ctx: Ctx, _steward: Steward, line: LockedLine
+    body: OwnerDecision, ctx: Ctx, _steward: Steward, lock: LockedLine
 ) -> LineRead:
     """approve, approve_with_conditions, needs_info, reject, not_held, or register a need."""
+    line = await lock()
     await transitions.decide(ctx=ctx, line=line, decision=body)
     return await line_result(ctx, line)
 
@@ -215,26 +216,30 @@ async def decide_lines(body: BatchDecision, ctx: Ctx, _steward: Steward) -> Deci
 
 @router.post("/lines/{line_id}/answer", response_model=LineRead)
 async def answer_line_question(
-    body: Answer, ctx: Ctx, _requester: Requester, line: LockedLine
+    body: Answer, ctx: Ctx, _requester: Requester, lock: LockedLine
 ) -> LineRead:
+    line = await lock()
     await transitions.answer(ctx=ctx, line=line, text=body.answer)
     return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/accept", response_model=LineRead)
-async def accept_line_conditions(ctx: Ctx, _requester: Requester, line: LockedLine) -> LineRead:
+async def accept_line_conditions(ctx: Ctx, _requester: Requester, lock: LockedLine) -> LineRead:
+    line = await lock()
     await transitions.accept_conditions(ctx=ctx, line=line)
     return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/decline", response_model=LineRead)
-async def decline_line_conditions(ctx: Ctx, _requester: Requester, line: LockedLine) -> LineRead:
+async def decline_line_conditions(ctx: Ctx, _requester: Requester, lock: LockedLine) -> LineRead:
+    line = await lock()
     await transitions.decline_conditions(ctx=ctx, line=line)
     return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/withdraw", response_model=LineRead)
-async def withdraw_line(ctx: Ctx, _requester: Requester, line: LockedLine) -> LineRead:
+async def withdraw_line(ctx: Ctx, _requester: Requester, lock: LockedLine) -> LineRead:
+    line = await lock()
     await transitions.withdraw(ctx=ctx, line=line)
     return await line_result(ctx, line)
 
@@ -244,16 +249,18 @@ async def escalate_line(
     body: Reason,
     ctx: Ctx,
     _caller: Annotated[Principal, Depends(require_roles(Role.requester, Role.platform_admin))],
-    line: LockedLine,
+    lock: LockedLine,
 ) -> LineRead:
     """Send a refusal or an overdue line to coordination."""
+    line = await lock()
     await transitions.escalate(ctx=ctx, line=line, reason=body.reason)
     return await line_result(ctx, line)
 
 
 @router.post("/lines/{line_id}/leader-decision", response_model=LineRead)
 async def settle_escalated_line(
-    body: LeaderDecision, ctx: Ctx, _leader: Leader, line: LockedLine
+    body: LeaderDecision, ctx: Ctx, _leader: Leader, lock: LockedLine
 ) -> LineRead:
+    line = await lock()
     await transitions.leader_decide(ctx=ctx, line=line, decision=body)
     return await line_result(ctx, line)
