@@ -101,7 +101,11 @@ def test_95_item_workflow_through_the_generated_client(
     from broker_client.api.catalog import get_dataset, import_catalog_sheet
     from broker_client.api.coordination import coordination_agenda, scenario_readiness
     from broker_client.api.delivery import download_grant_data, publish_release
-    from broker_client.api.departments import create_department, update_department
+    from broker_client.api.departments import (
+        create_department,
+        get_department,
+        update_department,
+    )
     from broker_client.api.grants import list_grants
     from broker_client.api.oauth import issue_token
     from broker_client.api.requests import (
@@ -171,8 +175,12 @@ def test_95_item_workflow_through_the_generated_client(
     for bureau in bureaus():
         body = DepartmentCreate(code=bureau.code, name=bureau.name, kind="bureau")
         expect(create_department.sync_detailed(client=admin, body=body), 201, DepartmentRead)
+    platform = get_department.sync_detailed("platform", client=admin)
     renamed = update_department.sync_detailed(
-        "platform", client=admin, body=DepartmentUpdate(name="区城市运行管理中心")
+        "platform",
+        client=admin,
+        body=DepartmentUpdate(name="区城市运行管理中心"),
+        if_match=platform.headers["etag"],
     )
     assert expect(renamed, 200, DepartmentRead).name == "区城市运行管理中心"
 
