@@ -2,11 +2,11 @@
 
 from broker.audit.models import AuditEvent
 from broker.auth.models import Account, SigningKey
-from broker.delivery.models import Release
+from broker.delivery.models import Receipt, Release
 from broker.grants.models import Grant
 from broker.kit.idempotency import IdempotencyRecord
 from broker.requests.models import Decision, Request, RequestLine
-from broker.scenarios.models import Scenario
+from broker.scenarios.models import Scenario, ScenarioMember
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
 from core.models import Base
@@ -22,10 +22,12 @@ __all__ = [
     "Department",
     "Grant",
     "IdempotencyRecord",
+    "Receipt",
     "Release",
     "Request",
     "RequestLine",
     "Scenario",
+    "ScenarioMember",
     "SigningKey",
     "metadata",
 ]

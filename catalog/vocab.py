@@ -90,6 +90,28 @@ class DatasetStatus(enum.StrEnum):
     deprecated = "deprecated"
 
 
+class Protection(enum.StrEnum):
+    """How an item leaves by default when a grant does not say otherwise (`none`: in clear)."""
+
+    hash = "hash"
+    partial = "partial"
+    null = "null"
+    none = "none"
+
+
+class PersonalInfo(enum.StrEnum):
+    """Which kind of personal information an item holds (个人信息保护法), if any."""
+
+    id_number = "id_number"
+    phone = "phone"
+    name = "name"
+    address = "address"
+    licence_plate = "licence_plate"
+    bank_account = "bank_account"
+    email = "email"
+    other = "other"
+
+
 class Freshness(enum.StrEnum):
     fresh = "fresh"
     due = "due"
@@ -138,6 +160,17 @@ LABELS: dict[type[enum.StrEnum], dict[str, str]] = {
         "geometry": "空间型",
     },
     DatasetStatus: {"draft": "草稿", "published": "已发布", "deprecated": "已废止"},
+    Protection: {"hash": "哈希", "partial": "部分遮盖", "null": "置空", "none": "不脱敏"},
+    PersonalInfo: {
+        "id_number": "身份证号",
+        "phone": "手机号码",
+        "name": "姓名",
+        "address": "住址",
+        "licence_plate": "车牌号",
+        "bank_account": "银行账号",
+        "email": "电子邮箱",
+        "other": "其他个人信息",
+    },
 }
 
 # Labels people also write (older catalogs, abbreviations) mapped to codes.
@@ -151,6 +184,19 @@ ALIASES: dict[type[enum.StrEnum], dict[str, str]] = {
     BaseKind: {"空间地理": "map", "地理": "map", "人口数据": "population", "房屋数据": "housing"},
     OpenType: {"无条件开放": "open", "不开放": "not_open"},
     Sensitivity: {"低": "L2", "高": "L4"},
+    Protection: {
+        "散列": "hash",
+        "掩码": "partial",
+        "遮盖": "partial",
+        "无": "none",
+        "明文": "none",
+    },
+    PersonalInfo: {
+        "身份证": "id_number",
+        "身份证号码": "id_number",
+        "手机": "phone",
+        "电话": "phone",
+    },
     UpdateCycle: {"每天": "daily", "每季": "quarterly", "每年度": "annual", "不定期": "irregular"},
     DataType: {
         "字符串": "string",

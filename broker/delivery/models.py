@@ -3,7 +3,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.datasets.models import Dataset
@@ -52,3 +52,17 @@ class Release(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_release_dataset_status_created", "dataset_id", "status", "created_at"),
     )
+
+
+class Receipt(IdMixin, TimestampMixin, Base):
+    """The signed record a download leaves with (a compact JWS), kept for the grantee and owner."""
+
+    __tablename__ = "receipt"
+
+    grant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("grant.id", ondelete="RESTRICT"), index=True
+    )
+    release_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("release.id", ondelete="RESTRICT"))
+    account_subject: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    jws: Mapped[str] = mapped_column(Text)

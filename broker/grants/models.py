@@ -46,6 +46,8 @@ class Grant(IdMixin, TimestampMixin, Base):
         ForeignKey("dataset.id", ondelete="RESTRICT"), index=True
     )
     columns: Mapped[list[str]] = mapped_column(JSON)
+    # The request's purpose, which every download under the grant is recorded against.
+    purpose: Mapped[str | None] = mapped_column(Text)
     conditions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     valid_from: Mapped[datetime]
     valid_until: Mapped[datetime]

@@ -42,6 +42,7 @@ class LineState(enum.StrEnum):
     approved = "approved"
     rejected = "rejected"
     escalated = "escalated"
+    awaiting_countersignature = "awaiting_countersignature"
     rejected_final = "rejected_final"
     withdrawn = "withdrawn"
     not_held = "not_held"

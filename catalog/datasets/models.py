@@ -13,6 +13,8 @@ from catalog.vocab import (
     DatasetStatus,
     DataType,
     OpenType,
+    PersonalInfo,
+    Protection,
     Sensitivity,
     ShareType,
     UpdateCycle,
@@ -109,6 +111,22 @@ class DataItem(IdMixin, Base):
     sensitivity: Mapped[Sensitivity | None] = mapped_column(
         vocab(Sensitivity, "data_item_sensitivity")
     )
+    # Unset: L4 items leave hashed, others in clear (see `effective_protection`).
+    default_protection: Mapped[Protection | None] = mapped_column(
+        vocab(Protection, "data_item_protection")
+    )
+    personal_info: Mapped[PersonalInfo | None] = mapped_column(
+        vocab(PersonalInfo, "data_item_personal_info")
+    )
     search_tokens: Mapped[str] = mapped_column(Text, default="")
 
     dataset: Mapped[Dataset] = relationship(back_populates="items", lazy="raise")
+
+
+def default_protection(item: DataItem, dataset_sensitivity: Sensitivity) -> Protection:
+    """How the item leaves unless an approval lifts it: as declared, else hashed when the item
+    (or, lacking its own grade, its dataset) is L4, else in clear."""
+    if item.default_protection is not None:
+        return item.default_protection
+    sensitivity = item.sensitivity or dataset_sensitivity
+    return Protection.hash if sensitivity == Sensitivity.L4 else Protection.none
