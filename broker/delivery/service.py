@@ -304,6 +304,8 @@ async def record_download(
         AuditObject("grant", str(grant.id)),
         details={
             "dataset": grant.dataset.code,
+            "purpose": grant.purpose,
+            "scenario": str(grant.scenario_id),
             "release": str(release.id),
             "format": file_format,
             "rows": result.rows,

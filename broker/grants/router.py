@@ -28,6 +28,7 @@ def read(grant: Grant) -> GrantRead:
         owner_department_code=grant.owner.code,
         dataset_code=grant.dataset.code,
         columns=grant.columns,
+        purpose=grant.purpose,
         conditions=grant.conditions,
         valid_from=grant.valid_from,
         valid_until=grant.valid_until,

@@ -33,6 +33,11 @@ class Conditions(BaseModel):
         default=None, min_length=1, description="Subset of item codes granted."
     )
     masking: dict[Code, Literal["hash", "partial", "null"]] = Field(default_factory=dict)
+    lift_masking: dict[Code, Text4000] = Field(
+        default_factory=dict,
+        description="Columns to deliver without the masking their data item declares by "
+        "default, each with the reason. On L4 items both four-eyes approvers must lift it.",
+    )
     aggregation_level: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         default=None,
         examples=["RK-JD", "district"],
@@ -61,6 +66,7 @@ class GrantRead(BaseModel):
     owner_department_code: str
     dataset_code: str
     columns: list[str]
+    purpose: str | None = Field(description="The request's purpose: downloads are bound to it.")
     conditions: Conditions
     valid_from: datetime
     valid_until: datetime

@@ -39,6 +39,7 @@ class Approval:
     dataset: Dataset
     item: DataItem | None
     usage_end: date
+    purpose: str
 
 
 def check_conditions(
@@ -94,6 +95,7 @@ async def issue(
         owner_department_id=dataset.owner_department_id,
         dataset=dataset,
         columns=columns,
+        purpose=approval.purpose,
         conditions=conditions.model_dump(mode="json") if conditions is not None else {},
         valid_from=now,
         valid_until=valid_until(usage_end=approval.usage_end, conditions=conditions),

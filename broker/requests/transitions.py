@@ -130,6 +130,7 @@ async def _issue_grant(ctx: Context, line: RequestLine, conditions: Conditions |
             dataset=dataset,
             item=line.item,
             usage_end=line.request.usage_end,
+            purpose=line.request.purpose,
         ),
         conditions=conditions,
     )
