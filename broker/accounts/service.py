@@ -26,13 +26,32 @@ from core.time import utcnow
 
 
 def _check_roles(roles: list[Role], department: Department) -> None:
-    """Platform administration is the platform's job: only its accounts may hold that role."""
+    """Platform administration is the platform's job: only its accounts may hold that role.
+
+    An enterprise's people (开发公司) are contractors and nothing else, and only they are: a
+    contractor works under the grants of the scenario it was added to and can never request,
+    decide or be granted anything itself (issue 14).
+    """
     if Role.platform_admin in roles and department.kind != DepartmentKind.platform:
         raise InvalidInput(
             f"platform_admin can only be given to accounts of a platform department; "
             f"'{department.code}' is a {department.kind.value}.",
             errors=[
                 FieldError("body.roles", "Remove platform_admin or pick a platform department.")
+            ],
+        )
+    enterprise = department.kind == DepartmentKind.enterprise
+    if enterprise and set(roles) != {Role.contractor}:
+        raise InvalidInput(
+            f"'{department.code}' is an enterprise; its accounts hold the contractor role only.",
+            errors=[FieldError("body.roles", "Give exactly ['contractor'].")],
+        )
+    if Role.contractor in roles and not enterprise:
+        raise InvalidInput(
+            f"contractor can only be given to accounts of an enterprise department; "
+            f"'{department.code}' is a {department.kind.value}.",
+            errors=[
+                FieldError("body.roles", "Remove contractor or pick an enterprise department.")
             ],
         )
 

@@ -17,6 +17,8 @@ class Role(enum.StrEnum):
     platform_admin = "platform_admin"
     leader = "leader"
     auditor = "auditor"
+    # A person of an enterprise (开发公司) working on a scenario for its lead department.
+    contractor = "contractor"
 
 
 class AccountKind(enum.StrEnum):
