@@ -51,6 +51,9 @@ def line_read(line: RequestLine, now: datetime, grant_id: uuid.UUID | None) -> L
     return LineRead(
         id=line.id,
         request_id=line.request_id,
+        scenario_code=line.request.scenario.code,
+        requesting_department_code=line.request.requesting_department.code,
+        purpose=line.request.purpose,
         position=line.position,
         kind=line.kind,
         item_code=line.item.code if line.item else None,

@@ -192,6 +192,12 @@ class ProposedTerms(BaseModel):
 class LineRead(BaseModel):
     id: uuid.UUID
     request_id: uuid.UUID
+    scenario_code: str = Field(description="The scenario the data is asked for.")
+    requesting_department_code: str
+    purpose: str = Field(
+        description="The request's purpose, which the grant is bound to and every download "
+        "is recorded against (shown to the owner deciding the line)."
+    )
     position: int
     kind: LineKind
     item_code: str | None
