@@ -59,6 +59,7 @@ def read(dataset: Dataset) -> DatasetRead:
         temporal_start=dataset.temporal_start,
         temporal_end=dataset.temporal_end,
         spatial_coverage=dataset.spatial_coverage,
+        latest_period_end=dataset.latest_period_end,
         created_at=dataset.created_at,
         items=[item_read(i, dataset) for i in dataset.items],
     )
@@ -68,7 +69,16 @@ def auditable(dataset: Dataset) -> dict[str, object]:
     """What the audit log keeps of a dataset: its description, never its data."""
     fields = read(dataset).model_dump(
         mode="json",
-        exclude={"id", "items", "created_at", "updated_at", "freshness", "due_at", "score"},
+        exclude={
+            "id",
+            "items",
+            "created_at",
+            "updated_at",
+            "freshness",
+            "due_at",
+            "latest_period_end",
+            "score",
+        },
     )
     fields["items"] = [i.code for i in dataset.items]
     return fields

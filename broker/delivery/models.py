@@ -50,7 +50,14 @@ class Release(IdMixin, TimestampMixin, Base):
     dataset: Mapped[Dataset] = relationship(lazy="joined")
 
     __table_args__ = (
-        Index("ix_release_dataset_status_created", "dataset_id", "status", "created_at"),
+        # `latest`: the latest period, then the latest upload (delivery.service.latest_release).
+        Index(
+            "ix_release_dataset_status_period",
+            "dataset_id",
+            "status",
+            "period_end",
+            "created_at",
+        ),
     )
 
 

@@ -57,6 +57,9 @@ class StaleDataset(BaseModel):
     update_cycle: UpdateCycle
     publication_lag_days: int
     last_updated_at: datetime | None
+    latest_period_end: date | None = Field(
+        description="The latest period end an accepted release covers; freshness follows it."
+    )
     due_at: datetime | None
     stale_at: datetime | None
     freshness: Freshness

@@ -138,7 +138,7 @@ async def record_release(
     )
     session.add(release)
     if accepted:
-        datasets.record_update(dataset, at=now)
+        datasets.record_update(dataset, at=now, period_end=period[1])
     await session.flush()
     await audit.record(
         session,
@@ -187,10 +187,12 @@ async def get_release(*, session: AsyncSession, dataset: Dataset, release_id: uu
 
 
 async def latest_release(*, session: AsyncSession, dataset_id: uuid.UUID) -> Release | None:
+    """The accepted release of the latest period (ties: the latest upload), not the latest
+    upload: a late file for an old period does not displace the current one."""
     return await session.scalar(
         select(Release)
         .where(Release.dataset_id == dataset_id, Release.status == ReleaseStatus.accepted)
-        .order_by(Release.created_at.desc(), Release.id.desc())
+        .order_by(Release.period_end.desc(), Release.created_at.desc(), Release.id.desc())
         .limit(1)
     )
 
@@ -342,6 +344,7 @@ def freshness_report(behind: list[Dataset], now: datetime) -> FreshnessReport:
                 update_cycle=dataset.update_cycle,
                 publication_lag_days=dataset.publication_lag_days,
                 last_updated_at=dataset.last_updated_at,
+                latest_period_end=dataset.latest_period_end,
                 due_at=dataset.due_at,
                 stale_at=dataset.stale_at,
                 freshness=state,

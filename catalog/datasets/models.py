@@ -64,8 +64,12 @@ class Dataset(IdMixin, TimestampMixin, Base):
         vocab(DatasetStatus, "dataset_status"), default=DatasetStatus.draft
     )
     last_updated_at: Mapped[datetime | None]
-    # Derived from last_updated_at, update_cycle and lag by the service (never typed in), so
-    # freshness can be filtered in SQL: fresh before due_at, due until stale_at, then stale.
+    # The latest period end an accepted release covers; it only moves forward, so a release for
+    # an old period never makes the dataset fresher (catalog/datasets/freshness.py).
+    latest_period_end: Mapped[date | None]
+    # Derived from latest_period_end (else last_updated_at), update_cycle and lag by the service
+    # (never typed in), so freshness can be filtered in SQL: fresh before due_at, due until
+    # stale_at, then stale.
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     stale_at: Mapped[datetime | None] = mapped_column(index=True)
     search_tokens: Mapped[str] = mapped_column(Text, default="")

@@ -210,6 +210,10 @@ class DatasetRead(DatasetSummary):
     temporal_start: date | None
     temporal_end: date | None
     spatial_coverage: str | None
+    latest_period_end: date | None = Field(
+        description="The latest period end an accepted release covers; freshness follows it "
+        "(without one, the declared last update)."
+    )
     created_at: datetime
     items: list[DataItemRead]
 

@@ -1,7 +1,7 @@
 """Datasets and their items: the catalog's rules and freshness (search: catalog.search)."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -148,15 +148,22 @@ def freshness_of(dataset: Dataset, now: datetime | None = None) -> Freshness:
 # ---------------------------------------------------------------- writing
 
 
-def record_update(dataset: Dataset, *, at: datetime) -> None:
-    """New data arrived: last-updated moves, and with it when the dataset is next due and stale."""
+def record_update(dataset: Dataset, *, at: datetime, period_end: date) -> None:
+    """New data arrived for a period ending on `period_end`: last-updated moves, and the latest
+    period covered moves forward only, so a release for an old period never makes the dataset
+    fresher; when it is next due and stale follow (catalog/datasets/freshness.py)."""
     dataset.last_updated_at = at
+    if dataset.latest_period_end is None or period_end > dataset.latest_period_end:
+        dataset.latest_period_end = period_end
     _refresh_deadlines(dataset)
 
 
 def _refresh_deadlines(dataset: Dataset) -> None:
     dataset.due_at, dataset.stale_at = deadlines(
-        dataset.last_updated_at, dataset.update_cycle, dataset.publication_lag_days
+        dataset.last_updated_at,
+        dataset.update_cycle,
+        dataset.publication_lag_days,
+        latest_period_end=dataset.latest_period_end,
     )
 
 

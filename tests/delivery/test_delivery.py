@@ -21,7 +21,9 @@ from sqlalchemy import func, select, update
 from broker.audit.models import AuditEvent
 from broker.config import Settings
 from broker.delivery.models import Release
+from broker.demo.samples import last_month
 from broker.grants.models import Grant
+from catalog.datasets.freshness import SHANGHAI
 from core.time import utcnow
 from support.delivery_data import COLUMNS, ENCODERS, POPULATION, as_csv, as_xlsx, people, person
 from support.identities import Identities
@@ -29,7 +31,10 @@ from support.processes import run_broker
 from support.workflow import DECLARATION
 
 PROBLEM = "application/problem+json"
-PERIOD = {"period_start": "2026-10-01", "period_end": "2026-10-31"}
+# Last month, the period a monthly dataset is current with: freshness follows the period covered,
+# so a fixed month would leave the dataset due, then stale, as the calendar moves on.
+_START, _END = last_month(utcnow().astimezone(SHANGHAI).date())
+PERIOD = {"period_start": _START.isoformat(), "period_end": _END.isoformat()}
 MASKS = {"RK-SFZH": "partial", "RK-SJHM": "partial", "RK-XM": "hash", "RK-ZZ": "null"}
 
 
