@@ -24,6 +24,7 @@ from broker.requests.transitions import TERMINAL, Context
 from broker.scenarios.models import Phase, Scenario
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments import service as departments
+from catalog.departments.models import Department, DepartmentKind
 from catalog.vocab import DatasetStatus
 from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
@@ -143,6 +144,23 @@ async def _scenario_for(session: AsyncSession, principal: Principal, code: str) 
     return scenario
 
 
+async def _requesting_department(session: AsyncSession, principal: Principal) -> Department:
+    """The caller's department, which will be the grantee of what it asks for.
+
+    An enterprise never requests, so it is never a grantee: its people work under the lead's
+    grants as contractors (issue 14), also if a token from elsewhere gives them `requester`.
+    """
+    department = await departments.get_by_id(
+        session=session, department_id=principal.department_id
+    )
+    if department.kind == DepartmentKind.enterprise:
+        raise Forbidden(
+            f"'{department.code}' is an enterprise; it cannot request data. Its people work "
+            "under the lead department's grants as contractors."
+        )
+    return department
+
+
 def _check_usage_period(start: date, end: date, today: date) -> None:
     if end < today:
         raise InvalidInput(
@@ -238,11 +256,14 @@ async def _line_from(
 
 async def create_request(*, ctx: Context, data: RequestCreate) -> Request:
     """A draft bundle for a scenario the caller's department leads or takes part in."""
+    requester = await _requesting_department(ctx.session, ctx.principal)
     scenario = await _scenario_for(ctx.session, ctx.principal, data.scenario_code)
     _check_usage_period(data.usage_start, data.usage_end, ctx.now.astimezone(clock.SHANGHAI).date())
     request = Request(
         scenario=scenario,
-        requesting_department_id=ctx.principal.department_id,
+        # the object, not just its id: the answer reads it back, and async sessions never
+        # lazy-load (a member department's request failed with a 500 that way)
+        requesting_department=requester,
         created_by=ctx.principal.client_id or ctx.principal.subject,
         title=data.title,
         purpose=data.purpose,

@@ -173,6 +173,28 @@ WORKFLOW: dict[str, Rule] = {
     "download_grant_data": Rule(
         Call("GET", "/v1/grants/{grant}/data"), frozenset({"requester", "steward"}), 200, 404
     ),
+    "add_scenario_member": Rule(
+        Call(
+            "POST",
+            "/v1/scenarios/tax-scn/members",
+            lambda: {"account": "tax-target", "kind": "member"},
+        ),
+        frozenset({"requester", "steward", "platform_admin"}),
+        201,
+        404,
+        overrides=(("steward", 409), ("platform_admin", 409)),
+    ),
+    "list_scenario_members": Rule(Call("GET", "/v1/scenarios/tax-scn/members"), EVERYONE, 200, 404),
+    "get_scenario_member": Rule(
+        Call("GET", "/v1/scenarios/tax-scn/members/{member}"), EVERYONE, 200, 404
+    ),
+    "end_scenario_member": Rule(
+        Call("POST", "/v1/scenarios/tax-scn/members/{member}/end", lambda: REASON),
+        frozenset({"requester", "steward", "platform_admin"}),
+        200,
+        404,
+        overrides=(("steward", 409), ("platform_admin", 409)),
+    ),
     "publish_release": Rule(
         Call("POST", "/v1/datasets/TAX-DS/releases", upload=TAX_RELEASE, form=PERIOD),
         OWNER_OR_PLATFORM,
@@ -412,6 +434,12 @@ async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[s
         return response.json()
 
     await call("requester", "POST", "/v1/scenarios", {"code": "tax-scn", "name": "税收分析场景"})
+    member = await call(
+        "requester",
+        "POST",
+        "/v1/scenarios/tax-scn/members",
+        {"account": "tax-auditor", "kind": "member"},
+    )
     body = _request_body() | {"lines": [{"item_code": f"TAX-I{i}"} for i in range(1, 12)]}
     main = await call("requester", "POST", "/v1/requests", body)
     lines = {
@@ -477,6 +505,7 @@ async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[s
         "grant": decided["TAX-I7"]["grant_id"],
         "suspended_grant": suspended,
         "release": release.json()["id"],
+        "member": member["id"],
     }
 
 

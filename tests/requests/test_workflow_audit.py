@@ -55,6 +55,20 @@ async def test_each_workflow_route_records_one_event_per_transition(
         {"phase": "development"},
         ["scenario.updated"],
     )
+    member = await check(
+        "drc-requester",
+        "POST",
+        "/v1/scenarios/econ/members",
+        {"account": "drc-steward", "kind": "member"},
+        ["scenario.member_added"],
+    )
+    await check(
+        "drc-requester",
+        "POST",
+        f"/v1/scenarios/econ/members/{member['id']}/end",
+        {"reason": "调岗"},
+        ["scenario.member_ended"],
+    )
     today = "2026-11-29"
     request = await check(
         "drc-requester",

@@ -14,6 +14,8 @@ from support.identities import Identities
 WORKFLOW_ROUTES = {
     ("POST", "/v1/scenarios"),
     ("PATCH", "/v1/scenarios/{x}"),
+    ("POST", "/v1/scenarios/{x}/members"),
+    ("POST", "/v1/scenarios/{x}/members/{x}/end"),
     ("POST", "/v1/requests"),
     ("POST", "/v1/requests/{x}/lines"),
     ("POST", "/v1/requests/{x}/submit"),
