@@ -24,6 +24,9 @@ from catalog.departments.models import DepartmentKind
 
 ALLOWED_ALGORITHMS = ["ES256", "RS256"]
 FORBIDDEN_HEADERS = {"jku", "jwk", "x5u", "x5c"}
+# RFC 9068 §4: our access tokens are typed, so nothing else we sign (a download receipt, an audit
+# checkpoint) can be presented as one.
+ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}
 
 
 class InvalidToken(Exception):
@@ -195,6 +198,11 @@ async def verify(
         key = await keys.verification_key(session=session, kid=kid)
         if key is None:
             raise InvalidToken("The token was signed by an unknown or retired key.")
+        if header.get("typ") not in ACCESS_TOKEN_TYPES:
+            raise InvalidToken(
+                "The token is not an access token (its typ is not at+jwt); a download receipt "
+                "is not a credential."
+            )
         claims = _decode(
             token, key, issuer=settings.issuer, audience=settings.audience, leeway=leeway
         )
