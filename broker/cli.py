@@ -34,12 +34,14 @@ catalog_app = typer.Typer(help="The data resource catalog.", no_args_is_help=Tru
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (people and department systems).", no_args_is_help=True)
 keys_app = typer.Typer(help="The broker's token signing keys.", no_args_is_help=True)
+receipts_app = typer.Typer(help="Signed download receipts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(openapi_app, name="openapi")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(receipts_app, name="receipts")
 
 CLI_ACTOR = Actor.system("cli")
 
@@ -365,6 +367,65 @@ def audit_checkpoint(
         output.write_text(token + "\n")
     typer.echo(f"checkpoint at seq {claims['seq']} head {claims['head_hash']}")
     typer.echo(token)
+
+
+@receipts_app.command("verify")
+def receipts_verify(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The receipt: the compact JWS of the X-Receipt header, or the JSON of "
+            "GET /v1/receipts/{id}."
+        ),
+    ],
+    jwks: Annotated[
+        Path | None,
+        typer.Option(
+            "--jwks",
+            help="A key set (JWKS JSON, as /.well-known/jwks.json publishes it) to check against "
+            "offline; default: every key in the configured database, retired ones too.",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="The downloaded file: its SHA-256 must be the receipt's."),
+    ] = None,
+) -> None:
+    """Check a download receipt's signature (exit 1 and say why if any byte was changed)."""
+    import json
+
+    from broker.delivery import receipts
+    from broker.delivery.service import file_sha256
+
+    try:
+        text = file.read_text(encoding="utf-8")
+        key_set = (
+            json.loads(jwks.read_text(encoding="utf-8"))
+            if jwks is not None
+            else run_read_only(Settings(), lambda session: keys.all_public_jwks(session=session))
+        )
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        _fail(f"cannot read the receipt or the key set: {exc}")
+    if not isinstance(key_set, dict):
+        _fail("the key set is not a JWKS (an object with a `keys` list)")
+    try:
+        claims = receipts.verify_document(text, jwks=key_set)
+    except receipts.ReceiptInvalid as exc:
+        _fail(f"INVALID: {exc}")
+    typer.echo(json.dumps(claims, ensure_ascii=False, indent=2, sort_keys=True))
+    if data is not None:
+        try:
+            digest = file_sha256(data)
+        except OSError as exc:
+            _fail(f"cannot read the data file: {exc}")
+        signed = claims["data"].get("sha256")
+        if digest != signed:
+            _fail(
+                f"INVALID: {data} has SHA-256 {digest}, the receipt names {signed}: it is not "
+                "the file this receipt was issued for."
+            )
+        typer.echo(f"data: {data} is the file the receipt names (SHA-256 {signed})")
+    typer.echo(f"valid: receipt {claims['jti']} of grant {claims['grant'].get('id')}")
 
 
 async def _platform_department(session: AsyncSession) -> "Department":

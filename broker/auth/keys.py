@@ -72,3 +72,10 @@ def private_key(row: SigningKey) -> ECKey:
 
 async def public_jwks(*, session: AsyncSession) -> dict[str, Any]:
     return {"keys": [dict(k.public_jwk) for k in await active_keys(session=session)]}
+
+
+async def all_public_jwks(*, session: AsyncSession) -> dict[str, Any]:
+    """Every public key, retired ones too: a signed record (a download receipt) outlives the
+    key's use for tokens, and must still verify after rotation and retirement."""
+    rows = await session.scalars(select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid))
+    return {"keys": [dict(row.public_jwk) for row in rows.all()]}

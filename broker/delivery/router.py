@@ -16,14 +16,28 @@ from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.config import Settings
 from broker.datasets.router import Maintainer
-from broker.delivery import service
-from broker.delivery.models import Release
-from broker.delivery.schemas import FreshnessReport, ReleasePage, ReleaseRead, ValidationReport
+from broker.delivery import receipts, service
+from broker.delivery.models import Receipt, Release
+from broker.delivery.schemas import (
+    FreshnessReport,
+    ReceiptPage,
+    ReceiptRead,
+    ReleasePage,
+    ReleaseRead,
+    ValidationReport,
+)
 from broker.delivery.service import MEDIA_TYPES, DownloadFormat, Staged
 from broker.delivery.storage import ReleaseStore
 from broker.kit.heavy_work import HeavyWorkDep
 from broker.kit.idempotency import Idempotent
-from broker.kit.pagination import CursorId, CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from broker.kit.pagination import (
+    CursorId,
+    CursorMoment,
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+)
 from broker.kit.session import SessionDep
 from catalog.contracts.reading import FileFormat, format_of
 from catalog.datasets import service as datasets
@@ -221,6 +235,17 @@ async def _stream(path: Path) -> AsyncIterator[bytes]:
                 media: {"schema": {"type": "string", "format": "binary"}}
                 for media in MEDIA_TYPES.values()
             },
+            "headers": {
+                "X-Receipt": {
+                    "description": "The download's receipt: a compact JWS (typ "
+                    "`broker-receipt+jwt`) signed with the keys of /.well-known/jwks.json.",
+                    "schema": {"type": "string"},
+                },
+                "X-Receipt-Id": {
+                    "description": "Its id, for GET /v1/receipts/{receipt_id}.",
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+            },
         },
         403: {"description": "The grant is expired, revoked or suspended, or not yours."},
     },
@@ -237,14 +262,19 @@ async def download_grant_data(
         str, Query(description="`latest` or a release id.", max_length=64)
     ] = "latest",
 ) -> StreamingResponse:
-    """Download a dataset through a grant (the grantee department): every download is audited."""
+    """Download a dataset through a grant (the grantee department): every download is audited
+    and carries a signed receipt (`X-Receipt`, kept for both departments under
+    /v1/grants/{grant_id}/receipts)."""
     store = _store(request)
+    settings: Settings = request.app.state.settings
     grant, chosen = await service.downloadable(
         session=session, principal=principal, grant_id=grant_id, release_ref=release, now=utcnow()
     )
     assert chosen.storage_key is not None
     storage_key, columns = chosen.storage_key, list(grant.columns)
     grant_conditions, salt = dict(grant.conditions), bytes.fromhex(grant.mask_salt)
+    receipt_id = uuid.uuid4()
+    parquet_metadata = service.parquet_metadata(grant=grant, receipt_id=receipt_id)
     # Extracting can take seconds: commit the reads, so no transaction is held meanwhile.
     await session.commit()
     result = await heavy_work.run(
@@ -255,16 +285,21 @@ async def download_grant_data(
             grant_conditions=grant_conditions,
             salt=salt,
             file_format=format,
+            parquet_metadata=parquet_metadata,
         )
     )
     try:
-        await service.record_download(
+        receipt = await service.record_download(
             session=session,
             actor=actor,
+            principal=principal,
             grant=grant,
             release=chosen,
             file_format=format,
             result=result,
+            receipt_id=receipt_id,
+            issuer=settings.issuer,
+            now=utcnow(),
         )
         # Commit here rather than in SessionDep: if the record fails, the extract is removed
         # (the stream that would remove it never starts) and no data leaves unrecorded.
@@ -282,7 +317,57 @@ async def download_grant_data(
             "X-Release-Id": str(chosen.id),
             "X-Row-Count": str(result.rows),
             "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(result.sha256)).decode()}:",
+            "X-Receipt": receipt.jws,
+            "X-Receipt-Id": str(receipt.id),
         },
+    )
+
+
+def receipt_read(receipt: Receipt) -> ReceiptRead:
+    return ReceiptRead(
+        id=receipt.id,
+        grant_id=receipt.grant_id,
+        release_id=receipt.release_id,
+        account_subject=receipt.account_subject,
+        sha256=receipt.sha256,
+        created_at=receipt.created_at,
+        jws=receipt.jws,
+        claims=receipts.claims_of(receipt),
+    )
+
+
+@router.get("/grants/{grant_id}/receipts", response_model=ReceiptPage)
+async def list_receipts(
+    grant_id: uuid.UUID,
+    session: SessionDep,
+    principal: Authenticated,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+) -> ReceiptPage:
+    """The signed receipts of a grant's downloads, oldest first (the grantee, the owner, the
+    platform and auditors; 404 for anyone else, as for the grant)."""
+    position = decode_cursor(cursor, keys={"t": CursorMoment, "i": CursorId})
+    rows = await receipts.list_for_grant(
+        session=session,
+        principal=principal,
+        grant_id=grant_id,
+        after=(position["t"], position["i"]) if position else None,
+        limit=limit + 1,
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor({"t": last.created_at.isoformat(), "i": str(last.id)})
+    return ReceiptPage(items=[receipt_read(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/receipts/{receipt_id}", response_model=ReceiptRead)
+async def get_receipt(
+    receipt_id: uuid.UUID, session: SessionDep, principal: Authenticated
+) -> ReceiptRead:
+    """One download's receipt; `broker receipts verify` checks it offline."""
+    return receipt_read(
+        await receipts.get(session=session, principal=principal, receipt_id=receipt_id)
     )
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from broker.delivery.models import ReleaseStatus
+from broker.grants.schemas import Conditions
 from catalog.vocab import Freshness, UpdateCycle
 
 
@@ -76,3 +77,73 @@ class DepartmentFreshness(BaseModel):
 class FreshnessReport(BaseModel):
     as_of: datetime
     departments: list[DepartmentFreshness]
+
+
+class ReceiptGrant(BaseModel):
+    """The agreement the data left under."""
+
+    id: uuid.UUID
+    scenario_id: uuid.UUID
+    purpose: str | None = Field(description="The request's purpose the grant is bound to.")
+    terms: Conditions = Field(
+        description="The grant's conditions as enforced, incl. `masking`, `lift_masking` and "
+        "`no_reshare`."
+    )
+    columns: list[str] = Field(description="Granted item codes.")
+    grantee: str = Field(description="Code of the department the grant was issued to.")
+    owner: str = Field(description="Code of the department that owns the data.")
+
+
+class ReceiptData(BaseModel):
+    """What was delivered: the release, the file's format, size, rows and digest."""
+
+    dataset: str = Field(description="Dataset code.")
+    release_id: uuid.UUID
+    period_start: date
+    period_end: date
+    format: str
+    rows: int
+    size_bytes: int
+    sha256: str = Field(description="Hex SHA-256 of the bytes delivered.")
+
+
+class ReceiptAccount(BaseModel):
+    """Who downloaded."""
+
+    subject: str = Field(description="The token's subject (the account id for local accounts).")
+    account_id: uuid.UUID | None
+    client_id: str | None = Field(description="The account's name.")
+    department: str = Field(description="Code of the account's department.")
+    acting_for: str | None = Field(
+        default=None, description="A contractor's: the department it downloaded for."
+    )
+
+
+class ReceiptClaims(BaseModel):
+    """The payload of a receipt JWS (header `typ` is `broker-receipt+jwt`)."""
+
+    iss: str = Field(description="The broker that signed it.")
+    iat: int = Field(description="When, in seconds since the epoch.")
+    jti: uuid.UUID = Field(description="The receipt's id.")
+    grant: ReceiptGrant
+    data: ReceiptData
+    account: ReceiptAccount
+
+
+class ReceiptRead(BaseModel):
+    id: uuid.UUID
+    grant_id: uuid.UUID
+    release_id: uuid.UUID
+    account_subject: str
+    sha256: str
+    created_at: datetime
+    jws: str = Field(
+        description="The compact JWS as the download's `X-Receipt` header carried it; check it "
+        "with the JWKS at /.well-known/jwks.json or `broker receipts verify`."
+    )
+    claims: ReceiptClaims = Field(description="The JWS's payload, decoded.")
+
+
+class ReceiptPage(BaseModel):
+    items: list[ReceiptRead]
+    next_cursor: str | None = None

@@ -5,8 +5,9 @@ database transaction, so one large release never holds the database's write lock
 """
 
 import hashlib
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -19,12 +20,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject
 from broker.auth.principal import Principal
-from broker.delivery import conditions
-from broker.delivery.models import Release, ReleaseStatus
-from broker.delivery.schemas import DepartmentFreshness, FreshnessReport, StaleDataset
+from broker.delivery import conditions, receipts
+from broker.delivery.models import Receipt, Release, ReleaseStatus
+from broker.delivery.schemas import (
+    DepartmentFreshness,
+    FreshnessReport,
+    ReceiptAccount,
+    ReceiptClaims,
+    ReceiptData,
+    ReceiptGrant,
+    StaleDataset,
+)
 from broker.delivery.storage import ReleaseStore
 from broker.grants import service as grants
 from broker.grants.models import Grant, GrantStatus
+from broker.grants.schemas import Conditions
 from catalog.access import Viewer
 from catalog.contracts.reading import FileFormat, name_columns, read_file
 from catalog.contracts.validation import Report, validate
@@ -266,8 +276,12 @@ def extract(
     grant_conditions: dict[str, Any],
     salt: bytes,
     file_format: DownloadFormat,
+    parquet_metadata: Mapping[str, str] | None = None,
 ) -> Extract:
-    """Write the grant's view of a release to a staging file, streaming (blocking: use a thread)."""
+    """Write the grant's view of a release to a staging file, streaming (blocking: use a thread).
+
+    A Parquet file also carries `parquet_metadata` as its key-value metadata.
+    """
     source, temporary = store.local_path(storage_key)
     target = store.staging_file(f".{file_format}")
     try:
@@ -279,7 +293,11 @@ def extract(
         elif file_format == "jsonl":
             view.sink_ndjson(target)
         else:
-            view.sink_parquet(target, compression="zstd")
+            view.sink_parquet(
+                target,
+                compression="zstd",
+                metadata=dict(parquet_metadata) if parquet_metadata else None,
+            )
         rows = view.select(pl.len()).collect().item()
         return Extract(target, rows, target.stat().st_size, file_sha256(target))
     except BaseException:
@@ -290,15 +308,73 @@ def extract(
             source.unlink(missing_ok=True)
 
 
+def parquet_metadata(*, grant: Grant, receipt_id: uuid.UUID) -> dict[str, str]:
+    """What a Parquet download carries of its agreement, so the terms travel with the file."""
+    terms = Conditions.model_validate(grant.conditions).model_dump(mode="json")
+    metadata = {
+        "broker.grant_id": str(grant.id),
+        "broker.receipt_id": str(receipt_id),
+        "broker.dataset": grant.dataset.code,
+        "broker.terms": json.dumps(terms, ensure_ascii=False, sort_keys=True),
+    }
+    if grant.purpose is not None:
+        metadata["broker.purpose"] = grant.purpose
+    return metadata
+
+
 async def record_download(
     *,
     session: AsyncSession,
     actor: Actor,
+    principal: Principal,
     grant: Grant,
     release: Release,
     file_format: str,
     result: Extract,
-) -> None:
+    receipt_id: uuid.UUID,
+    issuer: str,
+    now: datetime,
+    acting_for: str | None = None,
+) -> Receipt:
+    """Record a download and sign its receipt, in one transaction: no data leaves unrecorded.
+
+    `acting_for`: the department a contractor downloads for (its receipt names it).
+    """
+    receipt = await receipts.issue(
+        session=session,
+        claims=ReceiptClaims(
+            iss=issuer,
+            iat=int(now.timestamp()),
+            jti=receipt_id,
+            grant=ReceiptGrant(
+                id=grant.id,
+                scenario_id=grant.scenario_id,
+                purpose=grant.purpose,
+                terms=Conditions.model_validate(grant.conditions),
+                columns=list(grant.columns),
+                grantee=grant.grantee.code,
+                owner=grant.owner.code,
+            ),
+            data=ReceiptData(
+                dataset=grant.dataset.code,
+                release_id=release.id,
+                period_start=release.period_start,
+                period_end=release.period_end,
+                format=file_format,
+                rows=result.rows,
+                size_bytes=result.size_bytes,
+                sha256=result.sha256,
+            ),
+            account=ReceiptAccount(
+                subject=principal.subject,
+                account_id=principal.account_id,
+                client_id=principal.client_id,
+                department=principal.department_code,
+                acting_for=acting_for,
+            ),
+        ),
+        now=now,
+    )
     await audit.record(
         session,
         actor,
@@ -314,8 +390,10 @@ async def record_download(
             "bytes": result.size_bytes,
             "sha256": result.sha256,
             "columns": grant.columns,
+            "receipt": str(receipt.id),
         },
     )
+    return receipt
 
 
 def freshness_report(behind: list[Dataset], now: datetime) -> FreshnessReport:
