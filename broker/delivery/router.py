@@ -48,7 +48,10 @@ from core.time import EARLIEST, LATEST, utcnow
 FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
 
 router = APIRouter(tags=["delivery"])
-Recipient = Annotated[Principal, Depends(require_roles(Role.requester, Role.steward))]
+# Contractors too: `downloadable` holds them to their scenario, window and lead department.
+Recipient = Annotated[
+    Principal, Depends(require_roles(Role.requester, Role.steward, Role.contractor))
+]
 CHUNK = 1024 * 1024
 
 
@@ -300,6 +303,7 @@ async def download_grant_data(
             receipt_id=receipt_id,
             issuer=settings.issuer,
             now=utcnow(),
+            acting_for=service.acting_for(principal, grant),
         )
         # Commit here rather than in SessionDep: if the record fails, the extract is removed
         # (the stream that would remove it never starts) and no data leaves unrecorded.

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject
+from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.delivery import conditions, receipts
 from broker.delivery.models import Receipt, Release, ReleaseStatus
@@ -35,6 +36,8 @@ from broker.delivery.storage import ReleaseStore
 from broker.grants import service as grants
 from broker.grants.models import Grant, GrantStatus
 from broker.grants.schemas import Conditions
+from broker.scenarios import service as scenarios
+from broker.scenarios.models import MemberKind, Phase, Scenario, ScenarioMember
 from catalog.access import Viewer
 from catalog.contracts.reading import FileFormat, name_columns, read_file
 from catalog.contracts.validation import Report, validate
@@ -210,6 +213,85 @@ async def latest_release(*, session: AsyncSession, dataset_id: uuid.UUID) -> Rel
 # ---------------------------------------------------------------- data out
 
 
+def _contractor_refusal(
+    grant: Grant, scenario: Scenario, held: list[ScenarioMember], now: datetime
+) -> Forbidden:
+    """Why a contractor may not download now, from its latest listing on the scenario."""
+    mine = [
+        m
+        for m in held
+        if m.kind == MemberKind.contractor
+        and m.acting_for_department_id == grant.grantee_department_id
+    ]
+    if not mine:
+        why = f"you are not listed as a contractor of scenario '{scenario.code}' for it"
+    else:
+        last = mine[-1]
+        if last.ended_at is not None:
+            why = f"your access was ended at {last.ended_at.isoformat()} ({last.end_reason})"
+        elif last.valid_from is not None and now < last.valid_from:
+            why = f"your window opens at {last.valid_from.isoformat()}"
+        else:
+            assert last.valid_until is not None
+            why = f"your window closed at {last.valid_until.isoformat()}"
+    return Forbidden(
+        f"Grant {grant.id} was issued to '{grant.grantee.code}'; {why}.",
+        extra={"scenario": scenario.code},
+    )
+
+
+async def _check_takes_part(
+    *, session: AsyncSession, principal: Principal, grant: Grant, now: datetime
+) -> None:
+    """Only the scenario's people download under its grants, and only while it lives (issue 14):
+    the grantee's requesters while the grantee takes part in the scenario, the grantee's people
+    listed as members, and contractors inside their window acting for the grantee."""
+    scenario = await scenarios.get_by_id(session=session, scenario_id=grant.scenario_id)
+    if scenario.phase == Phase.retired:
+        raise Forbidden(
+            f"Grant {grant.id} belongs to scenario '{scenario.code}', which is retired; "
+            "nothing is delivered under it.",
+            extra={"scenario": scenario.code},
+        )
+    held = await scenarios.memberships(
+        session=session, account_id=principal.account_id, scenario_id=scenario.id
+    )
+    active = [
+        m
+        for m in held
+        if m.active_at(now) and m.acting_for_department_id == grant.grantee_department_id
+    ]
+    if Role.contractor in principal.roles:
+        if not any(m.kind == MemberKind.contractor for m in active):
+            raise _contractor_refusal(grant, scenario, held, now)
+        return
+    if principal.department_id != grant.grantee_department_id:
+        raise Forbidden(
+            f"Grant {grant.id} was issued to '{grant.grantee.code}'; only that department "
+            "downloads under it."
+        )
+    grantee_takes_part = (
+        scenario.lead_department_id == grant.grantee_department_id
+        or grant.grantee.code in scenario.members
+    )
+    if Role.requester in principal.roles and grantee_takes_part:
+        return
+    if any(m.kind == MemberKind.member for m in active):
+        return
+    raise Forbidden(
+        f"Grant {grant.id} is for the people of scenario '{scenario.code}': the requesters of "
+        f"'{grant.grantee.code}' while it takes part in the scenario, and the accounts the "
+        f"lead lists as members (POST /v1/scenarios/{scenario.code}/members); you are neither.",
+        extra={"scenario": scenario.code},
+    )
+
+
+def acting_for(principal: Principal, grant: Grant) -> str | None:
+    """The department a contractor downloads for, recorded with its download; its own people
+    act for themselves (None). Call only for a principal `downloadable` let through."""
+    return grant.grantee.code if principal.department_id != grant.grantee_department_id else None
+
+
 async def downloadable(
     *,
     session: AsyncSession,
@@ -220,11 +302,7 @@ async def downloadable(
 ) -> tuple[Grant, Release]:
     """The grant and release a download may use; every refusal says why (and 403s are audited)."""
     grant = await grants.get(session=session, principal=principal, grant_id=grant_id)
-    if principal.department_id != grant.grantee_department_id:
-        raise Forbidden(
-            f"Grant {grant.id} was issued to '{grant.grantee.code}'; only that department "
-            "downloads under it."
-        )
+    await _check_takes_part(session=session, principal=principal, grant=grant, now=now)
     state = grant.status_at(now)
     if state != GrantStatus.active:
         raise Forbidden(
@@ -391,6 +469,7 @@ async def record_download(
             "sha256": result.sha256,
             "columns": grant.columns,
             "receipt": str(receipt.id),
+            "acting_for": acting_for,
         },
     )
     return receipt

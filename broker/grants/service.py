@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.audit import service as audit
@@ -20,6 +20,8 @@ from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.grants.models import Grant, GrantStatus
 from broker.grants.schemas import Conditions
+from broker.scenarios import service as scenarios
+from broker.scenarios.models import MemberKind, Scenario
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
 from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
@@ -140,9 +142,31 @@ def may_see(principal: Principal, grant: Grant) -> bool:
     )
 
 
+async def _contracted_for(
+    session: AsyncSession, principal: Principal
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(scenario, department) pairs a contractor was ever listed to work on, ended or not.
+
+    A contractor sees those grants also after its window closed, so that a late download is
+    refused with its reason (and audited as access.denied) instead of reading as unknown.
+    """
+    if Role.contractor not in principal.roles:
+        return []
+    held = await scenarios.memberships(session=session, account_id=principal.account_id)
+    return [
+        (m.scenario_id, m.acting_for_department_id) for m in held if m.kind == MemberKind.contractor
+    ]
+
+
 async def get(*, session: AsyncSession, principal: Principal, grant_id: uuid.UUID) -> Grant:
+    """A grant the caller may see: both departments, the platform, auditors, and contractors
+    of the grant's scenario acting for the grantee."""
     grant = await session.get(Grant, grant_id)
-    if grant is None or not may_see(principal, grant):
+    if grant is None or not (
+        may_see(principal, grant)
+        or (grant.scenario_id, grant.grantee_department_id)
+        in await _contracted_for(session, principal)
+    ):
         raise NotFound(f"No grant has the id '{grant_id}'.")
     return grant
 
@@ -156,6 +180,10 @@ async def list_visible(
             or_(
                 Grant.grantee_department_id == principal.department_id,
                 Grant.owner_department_id == principal.department_id,
+                *(
+                    and_(Grant.scenario_id == scenario, Grant.grantee_department_id == grantee)
+                    for scenario, grantee in await _contracted_for(session, principal)
+                ),
             )
         )
     if after is not None:
@@ -205,3 +233,40 @@ async def change_status(
         session, actor, action, AuditObject("grant", str(grant.id)), details={"reason": reason}
     )
     return grant
+
+
+@scenarios.on_retirement
+async def end_for_scenario(
+    *, session: AsyncSession, actor: Actor, scenario: Scenario, now: datetime
+) -> list[Grant]:
+    """A retired scenario's grants end with it (issue 14): every active or suspended one is
+    revoked, each recorded as `grant.revoked` with the reason, and nothing is delivered under
+    it from this transaction on."""
+    reason = f"scenario {scenario.code} retired"
+    query = (
+        select(Grant)
+        .where(
+            Grant.scenario_id == scenario.id,
+            Grant.status.in_([GrantStatus.active, GrantStatus.suspended]),
+        )
+        .order_by(Grant.id)
+        .with_for_update(of=Grant)
+        .execution_options(populate_existing=True)
+    )
+    ended = [
+        g
+        for g in (await session.scalars(query)).unique()
+        if g.status_at(now) != GrantStatus.expired
+    ]
+    for grant in ended:
+        grant.status, grant.status_reason = GrantStatus.revoked, reason
+    await session.flush()
+    for grant in ended:
+        await audit.record(
+            session,
+            actor,
+            "grant.revoked",
+            AuditObject("grant", str(grant.id)),
+            details={"reason": reason, "scenario": scenario.code},
+        )
+    return ended
