@@ -261,15 +261,15 @@ async def _check_takes_part(
         for m in held
         if m.active_at(now) and m.acting_for_department_id == grant.grantee_department_id
     ]
-    if Role.contractor in principal.roles:
+    if principal.department_id != grant.grantee_department_id:
+        if Role.contractor not in principal.roles:
+            raise Forbidden(
+                f"Grant {grant.id} was issued to '{grant.grantee.code}'; only that department "
+                "and its scenario's contractors download under it."
+            )
         if not any(m.kind == MemberKind.contractor for m in active):
             raise _contractor_refusal(grant, scenario, held, now)
         return
-    if principal.department_id != grant.grantee_department_id:
-        raise Forbidden(
-            f"Grant {grant.id} was issued to '{grant.grantee.code}'; only that department "
-            "downloads under it."
-        )
     grantee_takes_part = (
         scenario.lead_department_id == grant.grantee_department_id
         or grant.grantee.code in scenario.members
