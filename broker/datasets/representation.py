@@ -1,7 +1,7 @@
 """How a dataset reads to its callers, and what the audit log keeps of it."""
 
 from catalog.datasets import service
-from catalog.datasets.models import DataItem, Dataset
+from catalog.datasets.models import DataItem, Dataset, default_protection
 from catalog.datasets.schemas import DataItemRead, DatasetRead, DatasetSummary
 
 
@@ -44,6 +44,9 @@ def item_read(item: DataItem, dataset: Dataset) -> DataItemRead:
         constraints=item.constraints,
         sensitivity=item.sensitivity,
         effective_sensitivity=service.effective_sensitivity(item, dataset),
+        default_protection=item.default_protection,
+        personal_info=item.personal_info,
+        effective_protection=default_protection(item, dataset.sensitivity),
     )
 
 

@@ -13,6 +13,8 @@ from catalog.vocab import (
     DataType,
     Freshness,
     OpenType,
+    PersonalInfo,
+    Protection,
     Sensitivity,
     ShareMethod,
     ShareType,
@@ -60,6 +62,14 @@ class DataItemIn(BaseModel):
     maximum: Bound | None = None
     sensitivity: Sensitivity | None = Field(
         default=None, description="Override; never lower than the dataset's."
+    )
+    default_protection: Protection | None = Field(
+        default=None,
+        description="How the item leaves under a grant unless an approval lifts it. Unset: "
+        "hash when the item (or its dataset) is L4, else in clear.",
+    )
+    personal_info: PersonalInfo | None = Field(
+        default=None, description="The kind of personal information the item holds, if any."
     )
 
     @model_validator(mode="after")
@@ -174,6 +184,12 @@ class DataItemRead(BaseModel):
     constraints: dict[str, Any]
     sensitivity: Sensitivity | None
     effective_sensitivity: Sensitivity
+    default_protection: Protection | None = Field(description="As declared; null if not.")
+    personal_info: PersonalInfo | None
+    effective_protection: Protection = Field(
+        description="How the item leaves under a grant unless an approval lifts it: as "
+        "declared, else hash for L4 items, else none (in clear)."
+    )
 
 
 class DatasetSummary(BaseModel):

@@ -237,6 +237,8 @@ def _new_item(item: DataItemIn, position: int) -> DataItem:
         is_key=item.is_key,
         constraints=item.constraints(),
         sensitivity=item.sensitivity,
+        default_protection=item.default_protection,
+        personal_info=item.personal_info,
     )
 
 
@@ -319,6 +321,8 @@ def _as_input(item: DataItem) -> DataItemIn:
             "nullable": item.nullable,
             "is_key": item.is_key,
             "sensitivity": item.sensitivity,
+            "default_protection": item.default_protection,
+            "personal_info": item.personal_info,
             **item.constraints,
         }
     )
@@ -358,6 +362,8 @@ async def replace_items(
             "is_key",
             "constraints",
             "sensitivity",
+            "default_protection",
+            "personal_info",
         ):
             setattr(current, name, getattr(fresh, name))
     dataset.items.sort(key=lambda i: i.position)

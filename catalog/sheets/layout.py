@@ -42,6 +42,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("minimum", "最小值", ("minimum", "min"), dataset_level=False),
     Column("maximum", "最大值", ("maximum", "max"), dataset_level=False),
     Column("item_sensitivity", "信息项敏感级别", ("item_sensitivity",), dataset_level=False),
+    # Issue 14: how the item leaves under a grant unless an approval lifts it, and why.
+    Column(
+        "default_protection",
+        "默认脱敏方式",
+        ("default_protection", "脱敏方式"),
+        dataset_level=False,
+    ),
+    Column("personal_info", "个人信息类型", ("personal_info", "个人信息"), dataset_level=False),
 )
 
 BY_NAME: dict[str, Column] = {}

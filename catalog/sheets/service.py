@@ -24,6 +24,8 @@ from catalog.vocab import (
     DatasetStatus,
     DataType,
     OpenType,
+    PersonalInfo,
+    Protection,
     Sensitivity,
     ShareMethod,
     ShareType,
@@ -46,6 +48,8 @@ ITEM_FIELD_COLUMN = {
     "minimum": "minimum",
     "maximum": "maximum",
     "sensitivity": "item_sensitivity",
+    "default_protection": "default_protection",
+    "personal_info": "personal_info",
 }
 VOCABULARY: dict[str, type[Any]] = {
     "category": Category,
@@ -56,6 +60,11 @@ VOCABULARY: dict[str, type[Any]] = {
     "data_grade": DataGrade,
     "sensitivity": Sensitivity,
     "status": DatasetStatus,
+}
+ITEM_VOCABULARY: dict[str, type[Any]] = {
+    "data_type": DataType,
+    "default_protection": Protection,
+    "personal_info": PersonalInfo,
 }
 
 
@@ -121,7 +130,8 @@ def _vocab(key: str, raw: str, row: int, errors: _Errors) -> Any:
     if not raw:
         return None
     try:
-        return parse(VOCABULARY.get(key) or DataType, raw, location=f"row {row}, {HEADER[key]}")
+        kind = VOCABULARY.get(key) or ITEM_VOCABULARY[key]
+        return parse(kind, raw, location=f"row {row}, {HEADER[key]}")
     except InvalidInput as exc:
         errors.items.extend(exc.errors)
         return None
@@ -206,6 +216,10 @@ def _item(row: SheetRow, errors: _Errors) -> dict[str, Any] | None:
         "minimum": _number(v.get("minimum", ""), n, "minimum", errors),
         "maximum": _number(v.get("maximum", ""), n, "maximum", errors),
         "sensitivity": _vocab("sensitivity", v.get("item_sensitivity", ""), n, errors),
+        "default_protection": _vocab(
+            "default_protection", v.get("default_protection", ""), n, errors
+        ),
+        "personal_info": _vocab("personal_info", v.get("personal_info", ""), n, errors),
     }
     if item["nullable"] is None:
         item["nullable"] = not item["is_key"]
@@ -483,6 +497,8 @@ async def export_rows(*, session: AsyncSession, viewer: Viewer) -> list[list[str
                     "minimum": item.constraints.get("minimum"),
                     "maximum": item.constraints.get("maximum"),
                     "item_sensitivity": item.sensitivity,
+                    "default_protection": item.default_protection,
+                    "personal_info": item.personal_info,
                 }
             rows.append([_text(values.get(c.key)) for c in COLUMNS])
     return rows
