@@ -18,6 +18,7 @@ from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject
 from broker.auth.models import Role
 from broker.auth.principal import Principal
+from broker.grants import masking
 from broker.grants.models import Grant, GrantStatus
 from broker.grants.schemas import Conditions
 from broker.scenarios import service as scenarios
@@ -47,20 +48,47 @@ class Approval:
 def check_conditions(
     *, dataset: Dataset | None, item: DataItem | None, conditions: Conditions, location: str
 ) -> None:
-    """Conditions may only name columns the line's dataset (or its one item) has (422 otherwise)."""
+    """Conditions may only name columns the line's dataset (or its one item) has, and lift only a
+    default masking that exists, without also masking the column they lift (422 otherwise)."""
     if dataset is None:
         return
-    codes = {item.code} if item is not None else {i.code for i in dataset.items}
+    items = {item.code: item} if item is not None else {i.code: i for i in dataset.items}
     named = (
         list(conditions.columns or [])
         + list(conditions.masking)
+        + list(conditions.lift_masking)
         + [f.column for f in conditions.row_filter]
     )
-    unknown = sorted({c for c in named if c not in codes})
+    unknown = sorted({c for c in named if c not in items})
     if unknown:
         raise InvalidInput(
             f"The line covers no column(s) {', '.join(unknown)} of '{dataset.code}'.",
-            errors=[FieldError(location, f"Name only the line's columns: {sorted(codes)}.")],
+            errors=[FieldError(location, f"Name only the line's columns: {sorted(items)}.")],
+        )
+    errors = []
+    for column in sorted(conditions.lift_masking):
+        where = f"{location}.lift_masking.{column}"
+        if column in conditions.masking:
+            errors.append(
+                FieldError(
+                    where,
+                    f"'{column}' is both masked and lifted; name it in masking or in "
+                    "lift_masking, not both.",
+                    "conflict",
+                )
+            )
+        elif masking.catalog_default(items[column], dataset) is None:
+            errors.append(
+                FieldError(
+                    where,
+                    f"'{column}' has no default masking in the catalog: nothing to lift.",
+                    "nothing_to_lift",
+                )
+            )
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} lift(s) of default masking cannot apply; fix each one listed.",
+            errors=errors,
         )
 
 
@@ -81,7 +109,8 @@ async def issue(
     approval: Approval,
     conditions: Conditions | None,
 ) -> Grant:
-    """The grant for an approved line: exactly the approved columns, until the usage period ends."""
+    """The grant for an approved line: exactly the approved columns, until the usage period ends,
+    masked as the catalog's defaults and the approval say (`masking.enforced`)."""
     dataset = approval.dataset
     if approval.item is not None:
         columns = [approval.item.code]
@@ -89,6 +118,7 @@ async def issue(
         columns = list(conditions.columns)
     else:
         columns = [i.code for i in dataset.items]
+    terms = masking.enforced(dataset=dataset, item=approval.item, conditions=conditions)
     grant = Grant(
         line_id=approval.line_id,
         request_id=approval.request_id,
@@ -98,7 +128,7 @@ async def issue(
         dataset=dataset,
         columns=columns,
         purpose=approval.purpose,
-        conditions=conditions.model_dump(mode="json") if conditions is not None else {},
+        conditions=terms.model_dump(mode="json") if terms != Conditions() else {},
         valid_from=now,
         valid_until=valid_until(usage_end=approval.usage_end, conditions=conditions),
         issued_by=actor.client_id or actor.subject or "system",
@@ -116,6 +146,8 @@ async def issue(
             "columns": columns,
             "grantee": approval.grantee.code,
             "valid_until": grant.valid_until.isoformat(),
+            "masking": terms.masking,
+            "lift_masking": sorted(terms.lift_masking),
         },
     )
     return grant

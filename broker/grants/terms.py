@@ -6,6 +6,8 @@ by dimension; "looser" means the grantee would receive or be allowed more:
 
 - columns: a superset (no subset given is "every column");
 - masking: a weaker method per column (none < partial < hash < null);
+- lift_masking: lifting a column's default masking the other did not lift (so a lift by one
+  approver alone never unmasks: combined terms keep only the lifts both made);
 - row filter: missing any of the other's filters (filters are conjunctive: more is narrower);
 - aggregation level: none where the other aggregates, or a different level;
 - valid_until: later (none is "until the request's usage period ends");
@@ -45,6 +47,12 @@ def loosenings(new: Conditions, old: Conditions) -> list[str]:
     ]
     if weaker:
         found.append("masking: " + "; ".join(weaker))
+    lifted = sorted(set(new.lift_masking) - set(old.lift_masking))
+    if lifted:
+        found.append(
+            f"lift_masking: lifts the default masking of {', '.join(lifted)}, "
+            "which the other approval keeps"
+        )
     new_filters = _filters(new)
     dropped = [f for f in _filters(old) if f not in new_filters]
     if dropped:
@@ -75,8 +83,9 @@ def _earlier(a: date | None, b: date | None) -> date | None:
 def combine(a: Conditions, b: Conditions) -> Conditions | None:
     """The strictest terms within both `a` and `b`; None when no such terms exist.
 
-    They are the intersection of columns, the stronger mask per column, both sets of row filters,
-    the earlier end, either flag. Disjoint columns, two different aggregation levels or purposes
+    They are the intersection of columns, the stronger mask per column, the lifts of default
+    masking both made (with the reason `a` gave), both sets of row filters, the earlier end,
+    either flag. Disjoint columns, two different aggregation levels or purposes
     cannot both hold, nor more row filters than a grant may carry.
     """
     if a.aggregation_level and b.aggregation_level and a.aggregation_level != b.aggregation_level:
@@ -100,6 +109,7 @@ def combine(a: Conditions, b: Conditions) -> Conditions | None:
         {
             "columns": columns,
             "masking": masking,
+            "lift_masking": {c: r for c, r in a.lift_masking.items() if c in b.lift_masking},
             "row_filter": filters,
             "aggregation_level": a.aggregation_level or b.aggregation_level,
             "purpose": a.purpose or b.purpose,

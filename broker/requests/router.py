@@ -76,6 +76,7 @@ def line_read(line: RequestLine, now: datetime, grant_id: uuid.UUID | None) -> L
         awaiting_second_approval=line.pending_approval is not None,
         proposed_terms=service.proposed_terms(line),
         conditions=line.conditions,
+        masked_columns=service.masked_columns(line),
         declaration=line.declaration,
         reason=line.reason,
         refusal_basis=line.refusal_basis,

@@ -189,6 +189,27 @@ class ProposedTerms(BaseModel):
     )
 
 
+class MaskedColumn(BaseModel):
+    """A column of the line that will arrive masked, or whose catalog default is lifted."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    column: str
+    method: Literal["hash", "partial", "null"] | None = Field(
+        description="How it arrives; null: in clear, its default masking lifted."
+    )
+    source: Literal["default", "conditions"] = Field(
+        description="default: the catalog's default masking for the item, which nobody had to "
+        "ask for; conditions: the approval's terms (a method at least as strong, or a lift)."
+    )
+    default: Literal["hash", "partial", "null"] | None = Field(
+        description="The item's default masking in the catalog, if any."
+    )
+    lift_reason: str | None = Field(
+        default=None, description="Why the approval lifted the default, when it did."
+    )
+
+
 class LineRead(BaseModel):
     id: uuid.UUID
     request_id: uuid.UUID
@@ -220,6 +241,11 @@ class LineRead(BaseModel):
     awaiting_second_approval: bool
     proposed_terms: ProposedTerms | None = None
     conditions: Conditions | None
+    masked_columns: list[MaskedColumn] = Field(
+        default_factory=list,
+        description="What will arrive masked under the line's grant: the catalog's defaults and "
+        "the terms in force or proposed (the pending four-eyes proposal while one waits).",
+    )
     declaration: Declaration | None
     reason: str | None
     refusal_basis: str | None = Field(

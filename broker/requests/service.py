@@ -16,10 +16,11 @@ from broker.audit import service as audit
 from broker.audit.service import AuditObject
 from broker.auth.models import Role
 from broker.auth.principal import Principal, viewer_of
+from broker.grants import masking
 from broker.grants.schemas import Conditions
 from broker.requests import clock, transitions
 from broker.requests.models import LineKind, LineState, Request, RequestLine
-from broker.requests.schemas import LineIn, ProposedTerms, RequestCreate
+from broker.requests.schemas import LineIn, MaskedColumn, ProposedTerms, RequestCreate
 from broker.requests.transitions import TERMINAL, Context
 from broker.scenarios.models import Phase, Scenario
 from catalog.datasets.models import DataItem, Dataset
@@ -59,6 +60,21 @@ def proposed_terms(line: RequestLine) -> ProposedTerms | None:
         differences=pending.get("differences", []),
         supersedes_by=(pending.get("supersedes") or {}).get("by"),
     )
+
+
+def masked_columns(line: RequestLine) -> list[MaskedColumn]:
+    """What the line's grant masks (or would): the catalog's defaults with the terms in force, or
+    with the pending four-eyes proposal's while one waits, so the requester sees it before they
+    accept. The grant stores the same computation (`grants.issue`)."""
+    if line.dataset is None:
+        return []
+    pending = line.pending_approval
+    raw = pending.get("conditions") if pending is not None else line.conditions
+    terms = Conditions.model_validate(raw) if raw else None
+    return [
+        MaskedColumn.model_validate(mask)
+        for mask in masking.column_masks(dataset=line.dataset, item=line.item, conditions=terms)
+    ]
 
 
 def _is_requesting_side(principal: Principal, request: Request) -> bool:

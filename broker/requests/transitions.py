@@ -190,7 +190,7 @@ async def decide(*, ctx: Context, line: RequestLine, decision: OwnerDecision) ->
                 conditions=decision.conditions,
                 location="body.conditions",
             )
-        terms = decision.conditions or Conditions()
+        terms = own = decision.conditions or Conditions()
         if policy.needs_two_approvers(line):
             agreed = await _four_eyes(ctx, line, decision.decision, terms)
             if agreed is None:
@@ -208,12 +208,16 @@ async def decide(*, ctx: Context, line: RequestLine, decision: OwnerDecision) ->
             await _issue_grant(ctx, line, None)
         else:
             line.conditions = terms.model_dump(mode="json")
+            payload: dict[str, Any] = {"declaration": declaration, "conditions": line.conditions}
+            if own != terms:
+                # Combined terms keep one reason per lifted mask; this approver's stays on record.
+                payload["approver_conditions"] = own.model_dump(mode="json")
             await move(
                 ctx=ctx,
                 line=line,
                 action=decision.decision,
                 to=S.approved_with_conditions,
-                payload={"declaration": declaration, "conditions": line.conditions},
+                payload=payload,
             )
         return line
     if decision.decision == "needs_info":

@@ -17,7 +17,17 @@ from support.identities import Identities
 from support.workflow import DECLARATION
 
 L4 = {**DECLARATION, "sensitivity": "L4"}
-SENSITIVE_POPULATION = {**POPULATION, "sensitivity": "L4"}
+# Names declared clear by default, so the approvers' own partial mask is what arrives; the
+# undeclared ID numbers are hashed by default, as every L4 item is (tests/delivery/
+# test_default_masking.py).
+SENSITIVE_POPULATION = {
+    **POPULATION,
+    "sensitivity": "L4",
+    "items": [
+        {**item, "default_protection": "none"} if item["code"] == "RK-XM" else item
+        for item in POPULATION["items"]
+    ],
+}
 PERIOD = {"period_start": "2026-10-01", "period_end": "2026-10-31"}
 STRICT = {
     "columns": ["RK-SFZH", "RK-XM", "RK-JD"],
@@ -188,6 +198,21 @@ async def test_a_plain_approval_is_looser_than_conditions_in_a_single_steward_li
     assert loosenings(Conditions.model_validate(STRICT), Conditions()) == []
 
 
+def test_a_lift_of_default_masking_is_looser_unless_the_other_lifted_it_too() -> None:
+    lifted = Conditions(lift_masking={"RK-SFZH": "逐人比对"})
+    assert loosenings(lifted, Conditions()) == [
+        "lift_masking: lifts the default masking of RK-SFZH, which the other approval keeps"
+    ]
+    assert loosenings(Conditions(), lifted) == []
+    assert loosenings(Conditions(lift_masking={"RK-SFZH": "另一理由"}), lifted) == []
+    alone = combine(lifted, Conditions())
+    assert alone is not None
+    assert alone.lift_masking == {}, "a lift by one approver alone never unmasks"
+    both = combine(lifted, Conditions(lift_masking={"RK-SFZH": "另一理由"}))
+    assert both is not None
+    assert both.lift_masking == {"RK-SFZH": "逐人比对"}
+
+
 # ---------------------------------------------------------------- the rule as a property
 
 COLUMNS = ["A", "B", "C", "D"]
@@ -195,6 +220,7 @@ terms = st.builds(
     Conditions,
     columns=st.none() | st.lists(st.sampled_from(COLUMNS), min_size=1, unique=True),
     masking=st.dictionaries(st.sampled_from(COLUMNS), st.sampled_from(["hash", "partial", "null"])),
+    lift_masking=st.dictionaries(st.sampled_from(COLUMNS), st.sampled_from(["核验", "比对"])),
     row_filter=st.lists(
         st.fixed_dictionaries(
             {
