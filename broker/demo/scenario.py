@@ -676,25 +676,39 @@ async def request_population_extract(case: Case) -> None:
         f"{line['state']}",
     )
     declared = await _declaration(case, "platform-steward", "PT-RKMX-D", "每日更新，次日提供")
+    # No masking written: the catalog declares how ID numbers and phones leave (默认脱敏方式).
+    conditions: dict[str, Any] = {
+        "columns": ["PT-GMSFHM", "PT-XB", "PT-CSRQ", "PT-SJHM", "PT-JZJD", "PT-RKLX"],
+        "purpose": "人口结构统计分析",
+        "no_reshare": True,
+    }
     decision = {
         "decision": "approve_with_conditions",
         "declaration": declared,
-        "conditions": {
-            "columns": ["PT-GMSFHM", "PT-XB", "PT-CSRQ", "PT-SJHM", "PT-JZJD", "PT-RKLX"],
-            "masking": {"PT-GMSFHM": "hash", "PT-SJHM": "partial"},
-            "purpose": "人口结构统计分析",
-            "no_reshare": True,
-        },
+        "conditions": conditions,
     }
     for who in ("platform-steward", "platform-steward2"):
         await api.call(who, "POST", f"/v1/lines/{line['id']}/decisions", json=decision)
     narrator.step(
         "platform-steward2",
-        "second approval with conditions: no names, 公民身份号码 hashed, 手机号码 partly hidden",
+        "second approval with conditions: no names, no re-sharing; neither steward wrote masking",
     )
+    seen = await api.json("drc-requester", "GET", f"/v1/requests/{request['id']}")
+    shown = ", ".join(
+        f"{m['column']} {m['method']} ({m['source']})" for m in seen["lines"][0]["masked_columns"]
+    )
+    narrator.step("drc-requester", f"saw before accepting what arrives masked: {shown}")
     accepted = await api.json("drc-requester", "POST", f"/v1/lines/{line['id']}/accept")
     case.grants["PT-RKMX-D"] = str(accepted["grant_id"])
+    grant = await api.json("drc-requester", "GET", f"/v1/grants/{accepted['grant_id']}")
+    asked = conditions.get("masking", {})
+    unasked = {c: m for c, m in grant["conditions"]["masking"].items() if c not in asked}
     narrator.step("drc-requester", f"accepted the conditions; grant {accepted['grant_id']} issued")
+    narrator.say(
+        "       masked by catalog default: "
+        + ", ".join(f"{column} ({method})" for column, method in unasked.items())
+        + "; neither steward asked for it"
+    )
 
 
 async def deliver_releases(case: Case) -> None:

@@ -102,6 +102,13 @@ def test_demo_plays_95_items_from_14_departments_to_a_verified_audit_export(
         "data.downloaded",
     } <= actions
 
+    # Neither steward wrote masking: the catalog's defaults masked the extract, shown beforehand.
+    assert (
+        "saw before accepting what arrives masked: PT-GMSFHM hash (default), "
+        "PT-SJHM partial (default)" in output
+    )
+    assert "masked by catalog default: PT-GMSFHM (hash), PT-SJHM (partial)" in output
+
     # The bad file was refused with its report; the requester got the good one, masked.
     assert "refused, 3 checks failed" in output
     assert "PT-GMSFHM: pattern x2" in output
