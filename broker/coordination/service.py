@@ -27,6 +27,8 @@ CATEGORY = {
     S.rejected_final: "rejected",
     S.not_held: "rejected",
     S.escalated: "escalated",
+    # settled by the leader, still in coordination's hands until a platform steward countersigns
+    S.awaiting_countersignature: "escalated",
     S.withdrawn: "withdrawn",
 }
 COLUMNS = (
@@ -46,6 +48,7 @@ OUTSTANDING = {
     S.approved_with_conditions,
     S.pending_registration,
     S.escalated,
+    S.awaiting_countersignature,
     S.rejected,
 }
 

@@ -626,7 +626,18 @@ async def coordinate(case: Case) -> Path:
     )
     narrator.step(
         "deputy-head",
-        f"settled {amount['item_name']}: approved for in-platform use only, no export",
+        f"settled {amount['item_name']}: approved for in-platform use only, no export "
+        "(important-grade data: awaits a platform steward's countersignature)",
+    )
+    case.lines["SW-YNSE"] = await api.json(
+        "platform-steward2",
+        "POST",
+        f"/v1/lines/{amount['id']}/countersignature",
+        json={"decision": "countersign", "note": "已核对调度会纪要与法律依据"},
+    )
+    narrator.step(
+        "platform-steward2",
+        f"countersigned the leader's decision on {amount['item_name']}; the grant is issued",
     )
     case.lines["SW-NSRSBH"] = await api.json(
         "deputy-head",

@@ -1,16 +1,18 @@
 """The routing policy (DESIGN.md §4): where a submitted line goes and why, from its facts alone.
 
-Pure functions of a line, its dataset and the settings: no database, no clock reading, no audit.
-`transitions.route` applies what they decide.
+Pure functions of a line, its dataset and the settings (and of a caller, for who countersigns):
+no database, no clock reading, no audit. `transitions` applies what they decide.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from broker.auth.models import Role
+from broker.auth.principal import Principal
 from broker.config import Settings
 from broker.requests.models import LineKind, LineState, RequestLine
 from catalog.datasets.freshness import CYCLE_LENGTH
-from catalog.vocab import DataGrade, Sensitivity, ShareType, UpdateCycle
+from catalog.vocab import DataGrade, Sensitivity, ShareMethod, ShareType, UpdateCycle
 
 S = LineState
 
@@ -42,6 +44,25 @@ def needs_two_approvers(line: RequestLine) -> bool:
     if line.dataset is None:
         return False
     return sensitivity(line) == Sensitivity.L4 or line.dataset.data_grade == DataGrade.important
+
+
+def needs_countersignature(line: RequestLine) -> bool:
+    """Issue 14: the data that needs four-eyes from its owner (L4 or `important`-grade) also
+    needs a platform steward's countersignature when the leader settles it."""
+    return needs_two_approvers(line)
+
+
+def countersigns(principal: Principal) -> bool:
+    """Who countersigns a leader's decision: a steward of the platform department. A platform
+    admin runs the service and judges no data; a bureau's steward speaks for its bureau only."""
+    return principal.department_is_platform and Role.steward in principal.roles
+
+
+def in_platform_only(line: RequestLine) -> bool:
+    """The catalog offers the line's dataset for in-platform use only (共享方式: 平台内使用 and
+    nothing else)."""
+    dataset = line.dataset
+    return dataset is not None and set(dataset.share_methods) == {ShareMethod.in_platform}
 
 
 def freshness_warning(line: RequestLine) -> str | None:

@@ -28,6 +28,7 @@ from broker.requests.models import RequestLine
 from broker.requests.schemas import (
     Answer,
     BatchDecision,
+    Countersignature,
     DecisionsApplied,
     InboxPage,
     LeaderDecision,
@@ -177,7 +178,8 @@ async def submit_request(
 async def inbox(
     session: SessionDep, principal: Steward, cursor: CursorQuery = None, limit: LimitQuery = 50
 ) -> InboxPage:
-    """Lines waiting for the caller's department, oldest first, with due dates."""
+    """Lines waiting for the caller's department, oldest first, with due dates; a platform
+    steward also sees every leader's decision awaiting its countersignature."""
     position = decode_cursor(cursor, keys={"t": CursorMoment, "i": CursorId})
     after = (position["t"], str(position["i"])) if position else None
     lines = await service.inbox(session=session, principal=principal, after=after, limit=limit + 1)
@@ -185,8 +187,9 @@ async def inbox(
     next_cursor = None
     if len(lines) > limit:
         last = lines[limit - 1]
-        assert last.routed_at is not None
-        next_cursor = encode_cursor({"t": last.routed_at.isoformat(), "i": str(last.id)})
+        next_cursor = encode_cursor(
+            {"t": service.inbox_position(last).isoformat(), "i": str(last.id)}
+        )
     return InboxPage(
         items=[line_read(line, now, None) for line in lines[:limit]], next_cursor=next_cursor
     )
@@ -267,4 +270,15 @@ async def settle_escalated_line(
 ) -> LineRead:
     line = await lock()
     await transitions.leader_decide(ctx=ctx, line=line, decision=body)
+    return await line_result(ctx, line)
+
+
+@router.post("/lines/{line_id}/countersignature", response_model=LineRead)
+async def countersign_leader_decision(
+    body: Countersignature, ctx: Ctx, _steward: Steward, lock: LockedLine
+) -> LineRead:
+    """A platform steward countersigns (the grant is issued) or refuses (the line is refused for
+    good) a leader's approval of L4 or important-grade data; not the leader who decided."""
+    line = await lock()
+    await transitions.countersign(ctx=ctx, line=line, decision=body)
     return await line_result(ctx, line)

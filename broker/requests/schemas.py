@@ -172,6 +172,29 @@ class LeaderDecision(BaseModel):
         return self
 
 
+class Countersignature(BaseModel):
+    """A platform steward's word on a leader's approval of L4 or important-grade data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["countersign", "refuse"] = Field(
+        description="countersign: the grant is issued on the leader's terms; refuse: the line is "
+        "refused for good."
+    )
+    note: Text4000 | None = Field(
+        default=None,
+        validate_default=True,
+        description="Why; required to refuse, and kept as the line's reason.",
+    )
+
+    @field_validator("note")
+    @classmethod
+    def refusals_say_why(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("decision") == "refuse":
+            raise ValueError("a refused countersignature says why")
+        return value
+
+
 class ProposedTerms(BaseModel):
     """A four-eyes line's pending approval: what the next steward is asked to agree to."""
 

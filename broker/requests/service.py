@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.audit import service as audit
@@ -18,7 +18,7 @@ from broker.auth.models import Role
 from broker.auth.principal import Principal, viewer_of
 from broker.grants import masking
 from broker.grants.schemas import Conditions
-from broker.requests import clock, transitions
+from broker.requests import clock, policy, transitions
 from broker.requests.models import LineKind, LineState, Request, RequestLine
 from broker.requests.schemas import LineIn, MaskedColumn, ProposedTerms, RequestCreate
 from broker.requests.transitions import TERMINAL, Context
@@ -82,9 +82,11 @@ def _is_requesting_side(principal: Principal, request: Request) -> bool:
 
 
 def _sees_every_line(principal: Principal, request: Request) -> bool:
-    """The requesting department, the platform, leaders who coordinate and auditors who inspect."""
+    """The requesting department, the platform (its admins, and its stewards who countersign
+    leaders' decisions), leaders who coordinate and auditors who inspect."""
     return (
         principal.is_platform_admin
+        or policy.countersigns(principal)
         or principal.has_any(Role.leader, Role.auditor)
         or _is_requesting_side(principal, request)
     )
@@ -397,24 +399,38 @@ async def submit(*, ctx: Context, request: Request) -> Request:
 # ---------------------------------------------------------------- queries
 
 
+def _waiting_since() -> ColumnElement[datetime]:
+    """When a line joined an inbox: routed to its owner, or settled by the leader for a
+    countersignature (a line refused on routing has no routing moment)."""
+    return case(
+        (RequestLine.state == S.awaiting_countersignature, RequestLine.decided_at),
+        else_=RequestLine.routed_at,
+    )
+
+
+def inbox_position(line: RequestLine) -> datetime:
+    """A line's place in the inbox, as `_waiting_since` orders it."""
+    since = line.decided_at if line.state == S.awaiting_countersignature else line.routed_at
+    assert since is not None
+    return since
+
+
 async def inbox(
     *, session: AsyncSession, principal: Principal, after: tuple[datetime, str] | None, limit: int
 ) -> list[RequestLine]:
-    """Lines waiting for the caller's department, oldest first."""
-    query = (
-        select(RequestLine)
-        .where(
-            RequestLine.owner_department_id == principal.department_id,
-            RequestLine.state.in_([S.pending_owner, S.pending_registration]),
-        )
-        .order_by(RequestLine.routed_at, RequestLine.id)
-        .limit(limit)
+    """Lines waiting for the caller's department, oldest first; for a platform steward also
+    every leader's decision awaiting a countersignature."""
+    waiting = (RequestLine.owner_department_id == principal.department_id) & RequestLine.state.in_(
+        [S.pending_owner, S.pending_registration]
     )
+    if policy.countersigns(principal):
+        waiting = waiting | (RequestLine.state == S.awaiting_countersignature)
+    since = _waiting_since()
+    query = select(RequestLine).where(waiting).order_by(since, RequestLine.id).limit(limit)
     if after is not None:
         moment, line_id = after
         query = query.where(
-            (RequestLine.routed_at > moment)
-            | ((RequestLine.routed_at == moment) & (RequestLine.id > uuid.UUID(line_id)))
+            (since > moment) | ((since == moment) & (RequestLine.id > uuid.UUID(line_id)))
         )
     return list((await session.scalars(query)).all())
 

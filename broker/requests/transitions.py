@@ -23,7 +23,7 @@ from broker.grants.schemas import Conditions
 from broker.grants.terms import combine, is_unconditional, loosenings
 from broker.requests import clock, policy
 from broker.requests.models import Decision, LineKind, LineState, RequestLine
-from broker.requests.schemas import LeaderDecision, OwnerDecision
+from broker.requests.schemas import Countersignature, LeaderDecision, OwnerDecision
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments import service as departments
 from catalog.departments.models import Department
@@ -53,10 +53,13 @@ ALLOWED: dict[str, frozenset[LineState]] = {
             S.approved_with_conditions,
             S.rejected,
             S.escalated,
+            S.awaiting_countersignature,
         }
     ),
     "escalate": frozenset({S.rejected, S.pending_owner, S.pending_registration}),
     "leader_decide": frozenset({S.escalated}),
+    "countersign": frozenset({S.awaiting_countersignature}),
+    "countersign_refused": frozenset({S.awaiting_countersignature}),
 }
 TERMINAL = frozenset({S.approved, S.auto_approved, S.rejected_final, S.withdrawn, S.not_held})
 
@@ -93,7 +96,7 @@ async def move(
         Decision(
             line_id=line.id,
             action=action,
-            actor_subject=ctx.actor.client_id or ctx.actor.subject or "unknown",
+            actor_subject=_acting(ctx),
             actor_department=ctx.actor.department or "",
             from_state=from_state.value,
             to_state=to.value,
@@ -108,6 +111,11 @@ async def move(
         AuditObject("request_line", str(line.id)),
         details={"from": from_state.value, "to": to.value, **(payload or {})},
     )
+
+
+def _acting(ctx: Context) -> str:
+    """Who a line's history names as having taken a step."""
+    return ctx.actor.client_id or ctx.actor.subject or "unknown"
 
 
 def _start_clock(ctx: Context, line: RequestLine) -> None:
@@ -427,11 +435,13 @@ async def escalate_sweep(*, ctx: Context) -> list[RequestLine]:
 async def leader_decide(
     *, ctx: Context, line: RequestLine, decision: LeaderDecision
 ) -> RequestLine:
-    """The leader settles an escalated line; approvals issue the grant at once.
+    """The leader settles an escalated line.
 
     国发〔2016〕51号 makes coordination an upward channel, not an unlimited one: core-grade data is
-    never granted by override, and overriding an owner's refusal names its legal basis and the
-    meeting that decided it.
+    never granted by override; overriding an owner's refusal names its legal basis and the meeting
+    that decided it; the catalog's terms bind the leader (`_within_catalog_terms`); and an
+    approval of L4 or important-grade data issues no grant until a platform steward countersigns
+    it (`countersign`).
     """
     if Role.leader not in ctx.principal.roles:
         raise Forbidden("Only a leader settles escalated lines.")
@@ -445,19 +455,26 @@ async def leader_decide(
         "legal_basis": decision.legal_basis,
         "meeting_reference": decision.meeting_reference,
     }
+    terms: Conditions | None = None
     if decision.decision != "rejected_final":
         await _check_override(ctx, line, decision)
+        terms = _within_catalog_terms(line, decision.conditions)
     line.decided_at = ctx.now
     line.reason = decision.note
+    line.pending_approval = None
     if decision.decision == "rejected_final":
         await move(ctx=ctx, line=line, action="leader_decide", to=S.rejected_final, payload=record)
         return line
-    terms = decision.conditions
-    if terms is not None:
-        grants.check_conditions(
-            dataset=line.dataset, item=line.item, conditions=terms, location="body.conditions"
-        )
     line.conditions = terms.model_dump(mode="json") if terms is not None else None
+    if policy.needs_countersignature(line):
+        await move(
+            ctx=ctx,
+            line=line,
+            action="leader_decide",
+            to=S.awaiting_countersignature,
+            payload={**record, "conditions": line.conditions, "countersignature": "required"},
+        )
+        return line
     await move(
         ctx=ctx,
         line=line,
@@ -470,6 +487,10 @@ async def leader_decide(
 
 
 CORE_DATA_RULE = "核心数据不得通过协调授权 (core-grade data is never granted by override)"
+COUNTERSIGN_RULE = (
+    "协调决定须由另一人会签 (a leader's decision is countersigned by someone other than the "
+    "leader who made it)"
+)
 
 
 async def _check_override(ctx: Context, line: RequestLine, decision: LeaderDecision) -> None:
@@ -492,6 +513,89 @@ async def _check_override(ctx: Context, line: RequestLine, decision: LeaderDecis
             "Overriding an owner's refusal names its legal basis and the meeting that decided it.",
             errors=missing,
         )
+
+
+def _within_catalog_terms(line: RequestLine, conditions: Conditions | None) -> Conditions | None:
+    """The leader's terms, held to what the owner published in the catalog (issue 14: item
+    defaults and in-platform-only still apply to an override).
+
+    An item's default masking is applied by `grants.issue` to every grant; only the owner's own
+    approvers may lift it, so a coordination decision that lifts it is refused (422). A dataset
+    the catalog offers for in-platform use only (共享方式 平台内使用 alone) is granted for
+    in-platform use whatever the leader wrote.
+    """
+    if conditions is not None and conditions.lift_masking:
+        raise InvalidInput(
+            "A coordination decision cannot lift an item's default masking; only the owning "
+            "department's approvers can.",
+            errors=[
+                FieldError(
+                    "body.conditions.lift_masking",
+                    "A coordination decision cannot lift an item's default masking; leave it out.",
+                )
+            ],
+        )
+    if conditions is not None:
+        grants.check_conditions(
+            dataset=line.dataset, item=line.item, conditions=conditions, location="body.conditions"
+        )
+    if policy.in_platform_only(line) and not (conditions and conditions.in_platform_only):
+        return (conditions or Conditions()).model_copy(update={"in_platform_only": True})
+    return conditions
+
+
+async def countersign(
+    *, ctx: Context, line: RequestLine, decision: Countersignature
+) -> RequestLine:
+    """A platform steward's word on a leader's approval of L4 or important-grade data (issue 14:
+    such lines settled by the leader need a platform steward's countersignature before a grant is
+    issued). Countersigned, the line is approved and granted on the leader's terms, with the
+    defaults `grants.issue` applies; refused, it is refused for good with the note as reason.
+
+    The countersigner is a steward of the platform (`policy.countersigns`), never whoever made the
+    leader's decision.
+    """
+    if not policy.countersigns(ctx.principal):
+        raise Forbidden("Only a steward of the platform countersigns a leader's decision.")
+    action = "countersign" if decision.decision == "countersign" else "countersign_refused"
+    if line.state not in ALLOWED[action]:
+        raise Conflict(
+            f"Line {line.id} is {line.state.value}; only a line awaiting_countersignature can be "
+            "countersigned.",
+            extra={"state": line.state.value},
+        )
+    if await _leader_of(ctx, line) == _acting(ctx):
+        raise Forbidden(
+            f"You made the leader's decision on line {line.id}: {COUNTERSIGN_RULE}.",
+            extra={"rule": COUNTERSIGN_RULE},
+        )
+    line.decided_at = ctx.now
+    if decision.decision == "refuse":
+        line.reason, line.conditions = decision.note, None
+        await move(
+            ctx=ctx, line=line, action=action, to=S.rejected_final, payload={"note": decision.note}
+        )
+        return line
+    await move(
+        ctx=ctx,
+        line=line,
+        action=action,
+        to=S.approved,
+        payload={"note": decision.note, "conditions": line.conditions},
+    )
+    terms = None if line.conditions is None else Conditions.model_validate(line.conditions)
+    await _issue_grant(ctx, line, terms)
+    return line
+
+
+async def _leader_of(ctx: Context, line: RequestLine) -> str | None:
+    """Who made the leader's decision now waiting for a countersignature."""
+    return await ctx.session.scalar(
+        select(Decision.actor_subject)
+        .where(Decision.line_id == line.id, Decision.action == "leader_decide")
+        .order_by(Decision.created_at.desc(), Decision.id.desc())
+        .limit(1)
+    )
 
 
 async def _escalated_from_refusal(ctx: Context, line: RequestLine) -> bool:

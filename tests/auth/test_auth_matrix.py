@@ -148,6 +148,18 @@ WORKFLOW: dict[str, Rule] = {
         200,
         403,
     ),
+    # Only a steward of the platform countersigns, and no such caller is in this world: the
+    # bureau's steward may see the line yet is refused (tests/requests/test_countersignature.py).
+    "countersign_leader_decision": Rule(
+        Call(
+            "POST",
+            "/v1/lines/{escalated}/countersignature",
+            lambda: {"decision": "countersign"},
+        ),
+        frozenset(),
+        200,
+        404,
+    ),
     "escalate_overdue_and_refused": Rule(
         Call("POST", "/v1/coordination/escalations"), ADMIN, 200, 403
     ),

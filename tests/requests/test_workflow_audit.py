@@ -165,7 +165,14 @@ async def test_each_workflow_route_records_one_event_per_transition(
             "legal_basis": "《政务数据共享条例》第十五条",
             "meeting_reference": "2026年第12次调度会",
         },
-        ["line.leader_decide", "grant.issued"],
+        ["line.leader_decide"],
+    )
+    await check(
+        "platform-steward",
+        "POST",
+        f"/v1/lines/{line['SW-YNSE']}/countersignature",
+        {"decision": "countersign"},
+        ["line.countersign", "grant.issued"],
     )
     await check(
         "tax-steward",

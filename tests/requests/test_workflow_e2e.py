@@ -197,7 +197,13 @@ async def test_95_items_from_14_departments_in_one_request(
         meeting_reference="2026年第12次调度会",
         conditions={**CONDITIONS, "aggregation_level": "industry"},
     )
-    assert settled["state"] == "approved"
+    # Important-grade data: the leader's word waits for a platform steward's countersignature.
+    assert (settled["state"], settled["grant_id"]) == ("awaiting_countersignature", None)
+    countersigned = await act(
+        d, "platform-steward2", lines["SW-YNSE"], "countersignature", decision="countersign"
+    )
+    assert countersigned["state"] == "approved"
+    assert countersigned["grant_id"] is not None
     final = await act(
         d,
         "leader",

@@ -327,12 +327,19 @@ def test_request_worked_on_two_replicas_in_turn_reads_the_same_on_both(
         "leader",
         lines["SW-YNSE"],
         "leader-decision",
-        "approved",
+        "awaiting_countersignature",
         decision="approve_with_conditions",
         note="按行业汇总后提供，不含企业明细",
         legal_basis="《政务数据共享条例》第十五条",
         meeting_reference="2026年第12次调度会",
         conditions={**CONDITIONS, "aggregation_level": "industry"},
+    )
+    r.act(
+        "platform-steward2",
+        lines["SW-YNSE"],
+        "countersignature",
+        "approved",
+        decision="countersign",
     )
     r.act(
         "leader",

@@ -27,6 +27,7 @@ WORKFLOW_ROUTES = {
     ("POST", "/v1/lines/{x}/withdraw"),
     ("POST", "/v1/lines/{x}/escalate"),
     ("POST", "/v1/lines/{x}/leader-decision"),
+    ("POST", "/v1/lines/{x}/countersignature"),
     ("POST", "/v1/coordination/escalations"),
     ("POST", "/v1/grants/{x}/revoke"),
     ("POST", "/v1/grants/{x}/suspend"),
