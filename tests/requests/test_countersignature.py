@@ -325,3 +325,31 @@ async def test_the_leaders_decision_and_the_countersignature_are_both_on_record(
     )
     assert signed.details["note"] == "已复核"
     assert signed.actor_subject != decided.actor_subject
+
+
+async def test_the_platform_stewards_inbox_pages_through_lines_awaiting_it(
+    app: FastAPI, d: District
+) -> None:
+    for code in ("SW-SSSR", "SW-ZZS"):
+        await make_l4(app, code)
+    waiting = []
+    for code in ("SW-SSSR", "SW-ZZS"):
+        line = await escalated(d, code)
+        assert (await settle(d, line)).status_code == 200
+        waiting.append(line["id"])
+
+    first = (await d.as_("platform-steward", "GET", "/v1/inbox", params={"limit": 1})).json()
+    assert [i["id"] for i in first["items"]] == waiting[:1]
+    assert first["next_cursor"] is not None
+    second = (
+        await d.as_(
+            "platform-steward",
+            "GET",
+            "/v1/inbox",
+            params={"limit": 1, "cursor": first["next_cursor"]},
+        )
+    ).json()
+    assert [i["id"] for i in second["items"]] == waiting[1:]
+    assert second["next_cursor"] is None
+    bureau = (await d.as_("tax-steward", "GET", "/v1/inbox")).json()["items"]
+    assert not {i["id"] for i in bureau} & set(waiting)
