@@ -168,9 +168,7 @@ async def _requesting_department(session: AsyncSession, principal: Principal) ->
     An enterprise never requests, so it is never a grantee: its people work under the lead's
     grants as contractors (issue 14), also if a token from elsewhere gives them `requester`.
     """
-    department = await departments.get_by_id(
-        session=session, department_id=principal.department_id
-    )
+    department = await departments.get_by_id(session=session, department_id=principal.department_id)
     if department.kind == DepartmentKind.enterprise:
         raise Forbidden(
             f"'{department.code}' is an enterprise; it cannot request data. Its people work "

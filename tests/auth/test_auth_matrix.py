@@ -190,6 +190,9 @@ WORKFLOW: dict[str, Rule] = {
         404,
         overrides=(("steward", 403),),
     ),
+    # Receipts read like grants: both sides of the grant (here one department), 404 elsewhere.
+    "list_receipts": Rule(Call("GET", "/v1/grants/{grant}/receipts"), EVERYONE, 200, 404),
+    "get_receipt": Rule(Call("GET", "/v1/receipts/{receipt}"), EVERYONE, 200, 404),
     "add_scenario_member": Rule(
         Call(
             "POST",
@@ -505,6 +508,11 @@ async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[s
         headers={"Authorization": f"Bearer {tokens['steward']}"},
     )
     assert release.status_code == 201, release.text
+    downloaded = await client.get(
+        f"/v1/grants/{decided['TAX-I7']['grant_id']}/data",
+        headers={"Authorization": f"Bearer {tokens['requester']}"},
+    )
+    assert downloaded.status_code == 200, downloaded.text
     draft = await call("requester", "POST", "/v1/requests", _request_body())
     to_submit = await call("requester", "POST", "/v1/requests", _request_body())
     return {
@@ -523,6 +531,7 @@ async def _workflow(client: httpx.AsyncClient, tokens: dict[str, str]) -> dict[s
         "suspended_grant": suspended,
         "release": release.json()["id"],
         "member": member["id"],
+        "receipt": downloaded.headers["x-receipt-id"],
     }
 
 

@@ -277,6 +277,8 @@ CURSORS: list[tuple[str, dict[str, str], dict[str, list[str]]]] = [
     ("/v1/scenarios", {}, {"code": NAME}),
     ("/v1/inbox", {}, {"t": MOMENT, "i": UUID}),
     ("/v1/grants", {}, {"id": UUID}),
+    ("/v1/grants/{grant_id}/receipts", {}, {"t": MOMENT, "i": UUID}),
+    ("/v1/scenarios/CUR/members", {}, {"id": UUID}),
     ("/v1/datasets/CUR/releases", {}, {"id": UUID}),
     ("/v1/audit/events", {}, {"seq": SEQ}),
 ]
@@ -304,14 +306,44 @@ def test_every_endpoint_with_a_cursor_is_covered_by_the_cursor_test() -> None:
     assert with_cursor == {path for path, _, _ in CURSORS}
 
 
+async def _scenario_with_a_grant(omni: httpx.AsyncClient) -> str:
+    """Scenario CUR with one auto-approved line on dataset CUR; the line's grant id."""
+    published = await omni.patch(
+        "/v1/datasets/CUR",
+        json={"status": "published", "aggregated": True, "sensitivity": "L1"},
+        headers={"If-Match": (await omni.get("/v1/datasets/CUR")).headers["etag"]},
+    )
+    assert published.status_code == 200, published.text
+    scenario = await omni.post("/v1/scenarios", json={"code": "CUR", "name": "游标场景"})
+    assert scenario.status_code == 201, scenario.text
+    drafted = await omni.post(
+        "/v1/requests",
+        json={
+            "scenario_code": "CUR",
+            "title": "游标",
+            "purpose": "测试",
+            "usage_start": "2026-01-01",
+            "usage_end": "2099-12-31",
+            "lines": [{"item_code": "GDP-V"}],
+        },
+    )
+    assert drafted.status_code == 201, drafted.text
+    submitted = await omni.post(f"/v1/requests/{drafted.json()['id']}/submit")
+    assert submitted.status_code == 200, submitted.text
+    grant_id: str = submitted.json()["lines"][0]["grant_id"]
+    return grant_id
+
+
 @pytest.mark.parametrize(
     ("path", "params", "wrong"), CURSORS, ids=[f"{p} {q}" for p, q, _ in CURSORS]
 )
 async def test_a_cursor_with_wrongly_typed_values_is_a_422_and_the_client_goes_on(
     omni: httpx.AsyncClient, path: str, params: dict[str, str], wrong: dict[str, list[str]]
 ) -> None:
-    created = await omni.post("/v1/datasets", json=dataset("CUR"))
+    created = await omni.post("/v1/datasets", json=dataset("CUR", items=GDP_ITEMS))
     assert created.status_code == 201, created.text
+    if "CUR/members" in path or "{grant_id}" in path:
+        path = path.replace("{grant_id}", await _scenario_with_a_grant(omni))
     well_typed = "{" + ",".join(f'"{k}": {GOOD[k]}' for k in wrong) + "}"
     assert (await omni.get(path, params={**params, "cursor": raw_cursor(well_typed)})).is_success
     for key, values in wrong.items():
