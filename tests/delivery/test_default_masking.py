@@ -2,13 +2,16 @@
 approver wrote it; lifting a default takes a reason, and on L4 data both four-eyes approvers."""
 
 import io
+import json
 import re
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import polars as pl
 import pytest
+from joserfc import jws
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from support.delivery_data import POPULATION, as_csv, people
 from support.identities import Identities
@@ -50,6 +53,7 @@ class Police:
         self.people = people
         self.line_id = ""
         self.request_id = ""
+        self.receipt: dict[str, Any] = {}
 
     async def as_(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.client.request(method, path, headers=self.people[who], **kwargs)
@@ -127,6 +131,11 @@ class Police:
             "requester", "GET", f"/v1/grants/{grant['id']}/data", params={"format": "csv"}
         )
         assert response.status_code == 200, response.text
+        key_set = KeySet.import_key_set(
+            cast(KeySetSerialization, (await self.client.get("/.well-known/jwks.json")).json())
+        )
+        signed = jws.deserialize_compact(response.headers["x-receipt"], key_set, ["ES256"])
+        self.receipt = json.loads(signed.payload)
         return pl.read_csv(io.BytesIO(response.content), infer_schema=False)
 
 
@@ -184,6 +193,8 @@ async def test_l4_items_arrive_masked_although_neither_approver_wrote_masking(
     assert all(HASH.fullmatch(v) for v in data["RK-XM"].to_list())
     assert phones_partly_hidden(data)
     assert data["RK-JD"].to_list() == [p["RK-JD"] for p in people(5)], "declared none: clear"
+    terms = police.receipt["grant"]["terms"]
+    assert (terms["masking"], terms["lift_masking"]) == (grant["conditions"]["masking"], {})
 
 
 async def test_a_lift_by_the_first_approver_alone_does_not_unmask(police: Police) -> None:
@@ -263,6 +274,10 @@ async def test_a_lift_by_both_approvers_unmasks_and_the_grant_records_it(police:
     data = await police.download()
     assert set(data["RK-SFZH"].to_list()) == CLEAR_IDS, "lifted by both: in clear"
     assert all(HASH.fullmatch(v) for v in data["RK-XM"].to_list()), "other defaults still apply"
+    terms = police.receipt["grant"]["terms"]
+    assert terms["lift_masking"] == {"RK-SFZH": REASON_A}, "the signed receipt says so"
+    assert "RK-SFZH" not in terms["masking"]
+    assert terms["masking"]["RK-XM"] == "hash"
 
     history = await police.as_(
         "auditor",
