@@ -112,6 +112,17 @@ class PersonalInfo(enum.StrEnum):
     other = "other"
 
 
+class Aggregation(enum.StrEnum):
+    """How a numeric item combines when rows are aggregated to a level (`none`: it cannot be)."""
+
+    sum = "sum"
+    mean = "mean"
+    min = "min"
+    max = "max"
+    last = "last"
+    none = "none"
+
+
 class Freshness(enum.StrEnum):
     fresh = "fresh"
     due = "due"
@@ -160,6 +171,14 @@ LABELS: dict[type[enum.StrEnum], dict[str, str]] = {
         "geometry": "空间型",
     },
     DatasetStatus: {"draft": "草稿", "published": "已发布", "deprecated": "已废止"},
+    Aggregation: {
+        "sum": "求和",
+        "mean": "平均",
+        "min": "最小值",
+        "max": "最大值",
+        "last": "期末值",
+        "none": "不可汇总",
+    },
     Protection: {"hash": "哈希", "partial": "部分遮盖", "null": "置空", "none": "不脱敏"},
     PersonalInfo: {
         "id_number": "身份证号",

@@ -10,6 +10,13 @@ from catalog.datasets.models import Dataset
 from core.models import Base, IdMixin, TimestampMixin
 
 
+class Copy(enum.StrEnum):
+    """Whose copy a release is: the owner's own, or the platform's aggregated copy (已归集)."""
+
+    owner = "owner"
+    platform = "platform"
+
+
 class ReleaseStatus(enum.StrEnum):
     accepted = "accepted"
     rejected = "rejected"
@@ -46,6 +53,22 @@ class Release(IdMixin, TimestampMixin, Base):
     storage_key: Mapped[str | None] = mapped_column(String(300))
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     published_by: Mapped[str] = mapped_column(String(200))
+    copy: Mapped[Copy] = mapped_column(
+        Enum(
+            Copy,
+            name="release_copy",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda members: [m.value for m in members],
+        ),
+        default=Copy.owner,
+        server_default=Copy.owner.value,
+    )
+    # A declared correction replaces the accepted release of the same copy and period.
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("release.id", ondelete="RESTRICT")
+    )
 
     dataset: Mapped[Dataset] = relationship(lazy="joined")
 

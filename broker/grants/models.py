@@ -63,6 +63,10 @@ class Grant(IdMixin, TimestampMixin, Base):
         default=GrantStatus.active,
     )
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # The owner's clock for a first release after approval (working days), and when an overdue
+    # delivery went to coordination.
+    delivery_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    delivery_escalated_at: Mapped[datetime | None]
     issued_by: Mapped[str] = mapped_column(String(200))
     # Keys the hash masking of this grant's downloads: stable within the grant, unlinkable across.
     mask_salt: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(16))

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.departments.models import Department
 from catalog.vocab import (
+    Aggregation,
     BaseKind,
     Category,
     DataGrade,
@@ -121,6 +122,11 @@ class DataItem(IdMixin, Base):
     )
     personal_info: Mapped[PersonalInfo | None] = mapped_column(
         vocab(PersonalInfo, "data_item_personal_info")
+    )
+    # How the item combines when a grant aggregates rows to a level; unset is decided by
+    # the delivery rules (rates, averages and prices are never summed).
+    aggregation: Mapped[Aggregation | None] = mapped_column(
+        vocab(Aggregation, "data_item_aggregation")
     )
     search_tokens: Mapped[str] = mapped_column(Text, default="")
 
