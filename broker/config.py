@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         le=60,
         description="Working days an owner has to decide a line (国发〔2016〕51号 art. 14: 10).",
     )
+    delivery_working_days: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="Working days an owner has, once a line is approved, to deliver a first "
+        "accepted release its grant can download; then the delivery is overdue and goes to "
+        "coordination.",
+    )
     auto_approve_max_sensitivity: str = Field(
         default="L2",
         pattern=r"^L[1-4]$",

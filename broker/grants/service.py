@@ -26,6 +26,7 @@ from broker.scenarios.models import MemberKind, Scenario
 from catalog.datasets.models import DataItem, Dataset
 from catalog.departments.models import Department
 from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from core.workdays import add_working_days
 
 # A grant ends with the last second of its last day where the departments work.
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -108,9 +109,11 @@ async def issue(
     now: datetime,
     approval: Approval,
     conditions: Conditions | None,
+    delivery_working_days: int,
 ) -> Grant:
     """The grant for an approved line: exactly the approved columns, until the usage period ends,
-    masked as the catalog's defaults and the approval say (`masking.enforced`)."""
+    masked as the catalog's defaults and the approval say (`masking.enforced`). The owner's
+    delivery clock starts with it: a first release is due `delivery_working_days` later."""
     dataset = approval.dataset
     if approval.item is not None:
         columns = [approval.item.code]
@@ -119,6 +122,7 @@ async def issue(
     else:
         columns = [i.code for i in dataset.items]
     terms = masking.enforced(dataset=dataset, item=approval.item, conditions=conditions)
+    delivery_due_at = add_working_days(now, delivery_working_days)[0].astimezone(UTC)
     grant = Grant(
         line_id=approval.line_id,
         request_id=approval.request_id,
@@ -131,6 +135,7 @@ async def issue(
         conditions=terms.model_dump(mode="json") if terms != Conditions() else {},
         valid_from=now,
         valid_until=valid_until(usage_end=approval.usage_end, conditions=conditions),
+        delivery_due_at=delivery_due_at,
         issued_by=actor.client_id or actor.subject or "system",
     )
     session.add(grant)
@@ -146,6 +151,7 @@ async def issue(
             "columns": columns,
             "grantee": approval.grantee.code,
             "valid_until": grant.valid_until.isoformat(),
+            "delivery_due_at": delivery_due_at.isoformat(),
             "masking": terms.masking,
             "lift_masking": sorted(terms.lift_masking),
         },

@@ -141,6 +141,7 @@ async def _issue_grant(ctx: Context, line: RequestLine, conditions: Conditions |
             purpose=line.request.purpose,
         ),
         conditions=conditions,
+        delivery_working_days=ctx.settings.delivery_working_days,
     )
 
 
