@@ -1,7 +1,12 @@
 """How a dataset reads to its callers, and what the audit log keeps of it."""
 
 from catalog.datasets import service
-from catalog.datasets.models import DataItem, Dataset, default_protection
+from catalog.datasets.models import (
+    DataItem,
+    Dataset,
+    default_protection,
+    effective_aggregation,
+)
 from catalog.datasets.schemas import DataItemRead, DatasetRead, DatasetSummary
 
 
@@ -47,6 +52,8 @@ def item_read(item: DataItem, dataset: Dataset) -> DataItemRead:
         default_protection=item.default_protection,
         personal_info=item.personal_info,
         effective_protection=default_protection(item, dataset.sensitivity),
+        aggregation=item.aggregation,
+        effective_aggregation=effective_aggregation(item),
     )
 
 

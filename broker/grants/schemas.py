@@ -41,8 +41,10 @@ class Conditions(BaseModel):
     aggregation_level: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         default=None,
         examples=["RK-JD", "district"],
-        description="An item code: downloads are summed per value of that column. Any other "
-        "word names the granularity the owner's releases already have (delivered as is).",
+        description="An item code: downloads combine each granted numeric column per value of "
+        "that column by the item's effective aggregation (sum, mean, min, max, last), plus a "
+        "row_count; refused at approval if a granted numeric column's aggregation is none. Any "
+        "other word names the granularity the owner's releases already have (delivered as is).",
     )
     row_filter: list[RowFilter] = Field(default_factory=list, max_length=MAX_ROW_FILTERS)
     purpose: Annotated[str, StringConstraints(max_length=1000)] | None = None

@@ -23,8 +23,9 @@ from broker.grants.models import Grant, GrantStatus
 from broker.grants.schemas import Conditions
 from broker.scenarios import service as scenarios
 from broker.scenarios.models import MemberKind, Scenario
-from catalog.datasets.models import DataItem, Dataset
+from catalog.datasets.models import NUMERIC, DataItem, Dataset, effective_aggregation
 from catalog.departments.models import Department
+from catalog.vocab import Aggregation
 from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from core.workdays import add_working_days
 
@@ -49,8 +50,9 @@ class Approval:
 def check_conditions(
     *, dataset: Dataset | None, item: DataItem | None, conditions: Conditions, location: str
 ) -> None:
-    """Conditions may only name columns the line's dataset (or its one item) has, and lift only a
-    default masking that exists, without also masking the column they lift (422 otherwise)."""
+    """Conditions may only name columns the line's dataset (or its one item) has, lift only a
+    default masking that exists, without also masking the column they lift, and aggregate to a
+    level only granted columns that can be aggregated (422 otherwise)."""
     if dataset is None:
         return
     items = {item.code: item} if item is not None else {i.code: i for i in dataset.items}
@@ -90,6 +92,41 @@ def check_conditions(
         raise InvalidInput(
             f"{len(errors)} lift(s) of default masking cannot apply; fix each one listed.",
             errors=errors,
+        )
+    _check_aggregation(dataset=dataset, items=items, conditions=conditions, location=location)
+
+
+def _check_aggregation(
+    *, dataset: Dataset, items: dict[str, DataItem], conditions: Conditions, location: str
+) -> None:
+    """Issue 15: aggregating to a level combines each granted numeric column by its effective
+    aggregation; one that has none (a rate, average or price nobody declared, or `none`) would
+    be summed into nonsense, so the approval is refused now rather than every download later."""
+    level = conditions.aggregation_level
+    if level is None or level not in {i.code for i in dataset.items}:
+        return
+    granted = conditions.columns or list(items)
+    refused = [
+        f"'{code}' ({items[code].name})"
+        for code in granted
+        if code != level
+        and items[code].data_type in NUMERIC
+        and effective_aggregation(items[code]) == Aggregation.none
+    ]
+    if refused:
+        raise InvalidInput(
+            f"Aggregating '{dataset.code}' by '{level}' would combine {', '.join(refused)}, which "
+            "cannot be aggregated.",
+            errors=[
+                FieldError(
+                    f"{location}.aggregation_level",
+                    f"{', '.join(refused)} cannot be aggregated (declared none, or a rate, "
+                    "percentage, average or price without a declared mean, min, max or last): "
+                    "leave them out of columns, have the catalog declare how they aggregate, or "
+                    "do not aggregate.",
+                    "not_aggregable",
+                )
+            ],
         )
 
 

@@ -1,6 +1,7 @@
+import re
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -123,8 +124,8 @@ class DataItem(IdMixin, Base):
     personal_info: Mapped[PersonalInfo | None] = mapped_column(
         vocab(PersonalInfo, "data_item_personal_info")
     )
-    # How the item combines when a grant aggregates rows to a level; unset is decided by
-    # the delivery rules (rates, averages and prices are never summed).
+    # How the item combines when a grant aggregates rows to a level; unset: see
+    # `effective_aggregation` (rates, averages and prices are never summed).
     aggregation: Mapped[Aggregation | None] = mapped_column(
         vocab(Aggregation, "data_item_aggregation")
     )
@@ -140,3 +141,44 @@ def default_protection(item: DataItem, dataset_sensitivity: Sensitivity) -> Prot
         return item.default_protection
     sensitivity = item.sensitivity or dataset_sensitivity
     return Protection.hash if sensitivity == Sensitivity.L4 else Protection.none
+
+
+NUMERIC = (DataType.integer, DataType.decimal)
+# Units and names that mark a rate, percentage, average, index or price: summing such values
+# (two districts' growth rates, two unit prices) gives a number that means nothing.
+NOT_SUMMABLE_UNIT = re.compile(r"[%％‰]|百分点|元\s*/")
+NOT_SUMMABLE_NAME = re.compile(r"率|比重|占比|平均|人均|均价|指数|价格|单价|增速")
+
+
+class Aggregable(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def unit(self) -> str | None: ...
+    @property
+    def data_type(self) -> DataType: ...
+    @property
+    def aggregation(self) -> Aggregation | None: ...
+
+
+def never_summed(item: Aggregable) -> bool:
+    """Whether the item's unit (%, ‰, 元/吨 ...) or name (…率, 比重, 平均…, 指数, 价格, 单价 ...)
+    marks a rate, percentage, average, index or price, which no aggregation may sum."""
+    return bool(
+        (item.unit and NOT_SUMMABLE_UNIT.search(item.unit)) or NOT_SUMMABLE_NAME.search(item.name)
+    )
+
+
+def effective_aggregation(item: Aggregable) -> Aggregation:
+    """How the item combines when a grant aggregates rows to a level (issue 15).
+
+    As declared; else a numeric item sums, unless it is never summed (`never_summed`: a rate,
+    percentage, average, index or price), which then cannot be aggregated (`none`) until its
+    owner declares `mean`, `min`, `max` or `last`. A non-numeric item is `none`: it can only be
+    the level itself.
+    """
+    if item.aggregation is not None:
+        return item.aggregation
+    if item.data_type not in NUMERIC or never_summed(item):
+        return Aggregation.none
+    return Aggregation.sum

@@ -6,6 +6,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from catalog.vocab import (
+    Aggregation,
     BaseKind,
     Category,
     DataGrade,
@@ -70,6 +71,13 @@ class DataItemIn(BaseModel):
     )
     personal_info: PersonalInfo | None = Field(
         default=None, description="The kind of personal information the item holds, if any."
+    )
+    aggregation: Aggregation | None = Field(
+        default=None,
+        description="How the item combines when a grant aggregates rows to a level. Unset: "
+        "numeric items sum, except rates, percentages, averages, indices and prices (unit %, ‰, "
+        "元/…; name with 率, 比重, 占比, 平均, 人均, 均价, 指数, 价格, 单价, 增速), which cannot "
+        "be aggregated (`none`) and may never be declared `sum`; non-numeric items are `none`.",
     )
 
     @model_validator(mode="after")
@@ -189,6 +197,12 @@ class DataItemRead(BaseModel):
     effective_protection: Protection = Field(
         description="How the item leaves under a grant unless an approval lifts it: as "
         "declared, else hash for L4 items, else none (in clear)."
+    )
+    aggregation: Aggregation | None = Field(description="As declared; null if not.")
+    effective_aggregation: Aggregation = Field(
+        description="How the item combines when a grant aggregates rows to a level: as "
+        "declared, else `sum` for numeric items that are no rate, percentage, average, index "
+        "or price, else `none` (cannot be aggregated)."
     )
 
 

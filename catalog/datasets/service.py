@@ -9,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.access import Viewer
 from catalog.datasets.freshness import deadlines, freshness_at
-from catalog.datasets.models import DataItem, Dataset
+from catalog.datasets.models import NUMERIC, DataItem, Dataset, never_summed
 from catalog.datasets.schemas import DataItemIn, DatasetCreate, DatasetFields, DatasetUpdate
 from catalog.departments import service as departments
 from catalog.departments.models import Department
 from catalog.text import index
 from catalog.text.tokens import index_tokens
 from catalog.vocab import (
+    Aggregation,
     Category,
     DataGrade,
     DatasetStatus,
@@ -84,7 +85,8 @@ def check_share_rules(fields: dict[str, Any], *, prefix: str = "body") -> None:
 def check_item_rules(
     items: list[DataItemIn], dataset_sensitivity: Sensitivity, *, prefix: str = "body.items"
 ) -> None:
-    """Item codes are unique; an item may be more sensitive than its dataset, never less."""
+    """Item codes are unique; an item may be more sensitive than its dataset, never less; only
+    numeric items aggregate, and rates, percentages, averages and prices never by `sum`."""
     errors: list[FieldError] = []
     seen: set[str] = set()
     for i, item in enumerate(items):
@@ -103,10 +105,35 @@ def check_item_rules(
                     "an item may only raise it.",
                 )
             )
+        errors.extend(_aggregation_errors(item, f"{prefix}.{i}.aggregation"))
     if errors:
         raise InvalidInput(
             f"{len(errors)} item rule(s) broken; fix each one listed.", errors=errors
         )
+
+
+def _aggregation_errors(item: DataItemIn, location: str) -> list[FieldError]:
+    declared = item.aggregation
+    if declared is None or declared == Aggregation.none:
+        return []
+    if item.data_type not in NUMERIC:
+        return [
+            FieldError(
+                location,
+                f"'{item.code}' is {item.data_type.value}: only integer or decimal items "
+                "aggregate; leave it unset or declare none.",
+            )
+        ]
+    if declared == Aggregation.sum and never_summed(item):
+        return [
+            FieldError(
+                location,
+                f"'{item.code}' ({item.name}{f', {item.unit}' if item.unit else ''}) is a rate, "
+                "percentage, average, index or price: it is never summed; declare mean, min, "
+                "max, last or none.",
+            )
+        ]
+    return []
 
 
 # ---------------------------------------------------------------- reading
@@ -239,6 +266,7 @@ def _new_item(item: DataItemIn, position: int) -> DataItem:
         sensitivity=item.sensitivity,
         default_protection=item.default_protection,
         personal_info=item.personal_info,
+        aggregation=item.aggregation,
     )
 
 
@@ -323,6 +351,7 @@ def _as_input(item: DataItem) -> DataItemIn:
             "sensitivity": item.sensitivity,
             "default_protection": item.default_protection,
             "personal_info": item.personal_info,
+            "aggregation": item.aggregation,
             **item.constraints,
         }
     )
@@ -364,6 +393,7 @@ async def replace_items(
             "sensitivity",
             "default_protection",
             "personal_info",
+            "aggregation",
         ):
             setattr(current, name, getattr(fresh, name))
     dataset.items.sort(key=lambda i: i.position)

@@ -50,6 +50,8 @@ COLUMNS: tuple[Column, ...] = (
         dataset_level=False,
     ),
     Column("personal_info", "个人信息类型", ("personal_info", "个人信息"), dataset_level=False),
+    # Issue 15: how a numeric item combines when a grant aggregates rows (求和, 平均, 期末值 ...).
+    Column("aggregation", "汇总方式", ("aggregation", "聚合方式"), dataset_level=False),
 )
 
 BY_NAME: dict[str, Column] = {}

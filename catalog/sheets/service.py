@@ -18,6 +18,7 @@ from catalog.departments.models import Department
 from catalog.sheets.io import SheetRow, read_sheet
 from catalog.sheets.layout import COLUMNS, FALSE_WORDS, LIST_SEPARATORS, TRUE_WORDS
 from catalog.vocab import (
+    Aggregation,
     BaseKind,
     Category,
     DataGrade,
@@ -50,6 +51,7 @@ ITEM_FIELD_COLUMN = {
     "sensitivity": "item_sensitivity",
     "default_protection": "default_protection",
     "personal_info": "personal_info",
+    "aggregation": "aggregation",
 }
 VOCABULARY: dict[str, type[Any]] = {
     "category": Category,
@@ -65,6 +67,7 @@ ITEM_VOCABULARY: dict[str, type[Any]] = {
     "data_type": DataType,
     "default_protection": Protection,
     "personal_info": PersonalInfo,
+    "aggregation": Aggregation,
 }
 
 
@@ -220,6 +223,7 @@ def _item(row: SheetRow, errors: _Errors) -> dict[str, Any] | None:
             "default_protection", v.get("default_protection", ""), n, errors
         ),
         "personal_info": _vocab("personal_info", v.get("personal_info", ""), n, errors),
+        "aggregation": _vocab("aggregation", v.get("aggregation", ""), n, errors),
     }
     if item["nullable"] is None:
         item["nullable"] = not item["is_key"]
@@ -499,6 +503,7 @@ async def export_rows(*, session: AsyncSession, viewer: Viewer) -> list[list[str
                     "item_sensitivity": item.sensitivity,
                     "default_protection": item.default_protection,
                     "personal_info": item.personal_info,
+                    "aggregation": item.aggregation,
                 }
             rows.append([_text(values.get(c.key)) for c in COLUMNS])
     return rows
