@@ -2,11 +2,12 @@
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
+from catalog.vocab import Aggregation
 from core.errors import Conflict
 
 OPERATORS = {
@@ -67,16 +68,55 @@ def _row_filter(
     return frame
 
 
+COMBINE = {
+    Aggregation.sum: pl.Expr.sum,
+    Aggregation.mean: pl.Expr.mean,
+    Aggregation.min: pl.Expr.min,
+    Aggregation.max: pl.Expr.max,
+    Aggregation.last: pl.Expr.last,
+}
+
+
+def _aggregate(
+    frame: pl.LazyFrame,
+    schema: pl.Schema,
+    *,
+    level: str,
+    columns: Sequence[str],
+    aggregations: Mapping[str, Aggregation],
+) -> tuple[pl.LazyFrame, list[str]]:
+    numeric = [c for c in columns if c != level and schema[c].is_numeric()]
+    how = {c: aggregations.get(c, Aggregation.none) for c in numeric}
+    refused = sorted(c for c, a in how.items() if a == Aggregation.none)
+    if refused:
+        # Approval refuses this; the catalog may have changed since, and a rate is never summed.
+        raise Conflict(
+            f"The grant aggregates by '{level}', but {', '.join(refused)} cannot be aggregated "
+            "(declared none, or a rate, average or price without a declared aggregation)."
+        )
+    combined = [COMBINE[how[c]](pl.col(c)) for c in numeric]
+    frame = frame.group_by(level).agg(pl.len().alias("row_count"), *combined).sort(level)
+    return frame, [level, "row_count", *numeric]
+
+
 def apply(
-    frame: pl.LazyFrame, *, columns: Sequence[str], conditions: dict[str, Any], salt: bytes
+    frame: pl.LazyFrame,
+    *,
+    columns: Sequence[str],
+    conditions: dict[str, Any],
+    aggregations: Mapping[str, Aggregation],
+    salt: bytes,
 ) -> pl.LazyFrame:
     """The release as the grantee may see it.
 
-    Rows are filtered first. An aggregation level naming a column sums the numeric granted
-    columns per value of it (plus a row count), so no single row leaves; any other level (e.g.
-    `district`) is the granularity the owner's releases already have, and is delivered as is.
-    Then only granted columns remain, masked as the grant says. A condition the data cannot
-    satisfy refuses the download rather than hand out more than was granted.
+    Rows are filtered first. An aggregation level naming a column combines each numeric granted
+    column per value of it by the item's `aggregations` entry (sum, mean, min, max, or last: the
+    group's last row in the release's row order), plus a row count, so no single row leaves; a
+    column that cannot be aggregated (`none`, or missing from `aggregations`) refuses the
+    download. Any other level (e.g. `district`) is the granularity the owner's releases already
+    have, and is delivered as is. Then only granted columns remain, masked as the grant says. A
+    condition the data cannot satisfy refuses the download rather than hand out more than was
+    granted.
     """
     schema = frame.collect_schema()
     missing = [c for c in columns if c not in schema]
@@ -85,13 +125,9 @@ def apply(
     frame = _row_filter(frame, schema, conditions.get("row_filter") or [])
     level = conditions.get("aggregation_level")
     if level and level in schema:
-        sums = [c for c in columns if c != level and schema[c].is_numeric()]
-        frame = (
-            frame.group_by(level)
-            .agg(pl.len().alias("row_count"), *(pl.col(c).sum() for c in sums))
-            .sort(level)
+        frame, columns = _aggregate(
+            frame, schema, level=level, columns=columns, aggregations=aggregations
         )
-        columns = [level, "row_count", *sums]
     else:
         frame = frame.select(columns)
     masks = []

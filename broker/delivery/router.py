@@ -276,6 +276,7 @@ async def download_grant_data(
     assert chosen.storage_key is not None
     storage_key, columns = chosen.storage_key, list(grant.columns)
     grant_conditions, salt = dict(grant.conditions), bytes.fromhex(grant.mask_salt)
+    aggregations = service.aggregations(grant)
     receipt_id = uuid.uuid4()
     parquet_metadata = service.parquet_metadata(grant=grant, receipt_id=receipt_id)
     # Extracting can take seconds: commit the reads, so no transaction is held meanwhile.
@@ -286,6 +287,7 @@ async def download_grant_data(
             storage_key=storage_key,
             columns=columns,
             grant_conditions=grant_conditions,
+            aggregations=aggregations,
             salt=salt,
             file_format=format,
             parquet_metadata=parquet_metadata,

@@ -42,9 +42,9 @@ from catalog.access import Viewer
 from catalog.contracts.reading import FileFormat, name_columns, read_file
 from catalog.contracts.validation import Report, validate
 from catalog.datasets import service as datasets
-from catalog.datasets.models import DataItem, Dataset
+from catalog.datasets.models import DataItem, Dataset, effective_aggregation
 from catalog.exports import safe_text_columns
-from catalog.vocab import Freshness
+from catalog.vocab import Aggregation, Freshness
 from core.errors import FieldError, Forbidden, InvalidInput, NotFound
 
 DownloadFormat = Literal["csv", "jsonl", "parquet"]
@@ -352,6 +352,7 @@ def extract(
     storage_key: str,
     columns: Sequence[str],
     grant_conditions: dict[str, Any],
+    aggregations: Mapping[str, Aggregation],
     salt: bytes,
     file_format: DownloadFormat,
     parquet_metadata: Mapping[str, str] | None = None,
@@ -364,7 +365,11 @@ def extract(
     target = store.staging_file(f".{file_format}")
     try:
         view = conditions.apply(
-            pl.scan_parquet(source), columns=columns, conditions=grant_conditions, salt=salt
+            pl.scan_parquet(source),
+            columns=columns,
+            conditions=grant_conditions,
+            aggregations=aggregations,
+            salt=salt,
         )
         if file_format == "csv":
             safe_text_columns(view).sink_csv(target)
@@ -384,6 +389,12 @@ def extract(
     finally:
         if temporary:
             source.unlink(missing_ok=True)
+
+
+def aggregations(grant: Grant) -> dict[str, Aggregation]:
+    """How each of the grant's dataset items combines if the grant aggregates to a level, as
+    the catalog says now (`effective_aggregation`)."""
+    return {item.code: effective_aggregation(item) for item in grant.dataset.items}
 
 
 def parquet_metadata(*, grant: Grant, receipt_id: uuid.UUID) -> dict[str, str]:
