@@ -489,14 +489,16 @@ def catalog_import(
 
 @app.command()
 def escalate() -> None:
-    """Move every overdue or refused line to coordination (run it before the dispatch meeting)."""
+    """Move every overdue or refused line to coordination and mark every overdue delivery as
+    escalated (run it before the dispatch meeting)."""
     from broker.auth.principal import Principal
+    from broker.delivery import progress
     from broker.requests import transitions
     from core.time import utcnow
 
     settings = Settings()
 
-    async def sweep(session: AsyncSession) -> list[str]:
+    async def sweep(session: AsyncSession) -> tuple[list[str], list[str]]:
         # The sweep is the system's own act: a principal of the platform department holding no
         # role, named as the CLI, as the audit events and line history name CLI_ACTOR.
         platform = await _platform_department(session)
@@ -511,12 +513,17 @@ def escalate() -> None:
         ctx = transitions.Context(
             session=session, principal=system, actor=CLI_ACTOR, settings=settings, now=utcnow()
         )
-        return [str(line.id) for line in await transitions.escalate_sweep(ctx=ctx)]
+        moved = [str(line.id) for line in await transitions.escalate_sweep(ctx=ctx)]
+        late = await progress.escalate_overdue(session=session, actor=CLI_ACTOR, now=ctx.now)
+        return moved, [str(grant.id) for grant in late]
 
-    moved = run_in_session(settings, sweep)
+    moved, late = run_in_session(settings, sweep)
     typer.echo(f"escalated {len(moved)} line(s) to coordination")
     for line_id in moved:
         typer.echo(f"  {line_id}")
+    typer.echo(f"escalated {len(late)} overdue delivery(ies) (grants) to coordination")
+    for grant_id in late:
+        typer.echo(f"  {grant_id}")
 
 
 @app.command()

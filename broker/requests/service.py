@@ -105,6 +105,12 @@ def _may_see_line(principal: Principal, line: RequestLine) -> bool:
     )
 
 
+def may_see_line(principal: Principal, line: RequestLine, *, sees_scenario_whole: bool) -> bool:
+    """A line on a scenario's board: everyone who sees the scenario whole (its lead department,
+    the people listed on it) sees every line; anyone else as `visible_lines` lets them."""
+    return sees_scenario_whole or _may_see_line(principal, line)
+
+
 def visible_lines(principal: Principal, request: Request) -> list[RequestLine]:
     """The lines of a request the caller may read: a steward owning some lines sees the header
     and its own lines only, never another department's lines, declarations or grants (issue 14:

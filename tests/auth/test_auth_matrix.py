@@ -94,6 +94,7 @@ WORKFLOW: dict[str, Rule] = {
     ),
     "submit_request": Rule(Call("POST", "/v1/requests/{to_submit}/submit"), REQUESTER, 200, 403),
     "inbox": Rule(Call("GET", "/v1/inbox"), STEWARD, 200, 200),
+    "deliveries_inbox": Rule(Call("GET", "/v1/inbox/deliveries"), STEWARD, 200, 200),
     "decide_line": Rule(
         Call(
             "POST",

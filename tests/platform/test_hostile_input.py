@@ -276,6 +276,7 @@ CURSORS: list[tuple[str, dict[str, str], dict[str, list[str]]]] = [
     ("/v1/items", {"q": "产值"}, {"s": SCORE, "c": NAME}),
     ("/v1/scenarios", {}, {"code": NAME}),
     ("/v1/inbox", {}, {"t": MOMENT, "i": UUID}),
+    ("/v1/inbox/deliveries", {}, {"t": MOMENT, "i": UUID}),
     ("/v1/grants", {}, {"id": UUID}),
     ("/v1/grants/{grant_id}/receipts", {}, {"t": MOMENT, "i": UUID}),
     ("/v1/scenarios/CUR/members", {}, {"id": UUID}),
