@@ -1,6 +1,9 @@
 """The delivery clock (issue 15): once a line is approved its owner has N working days to deliver
 a first release; late, the grant is on the agenda and the sweep escalates it."""
 
+import asyncio
+import os
+import sys
 from datetime import datetime, timedelta
 
 import httpx
@@ -158,3 +161,25 @@ async def test_the_inbox_of_deliveries_pages_by_due_date(d: District, app: FastA
     assert seen == list(reversed(grants))
     forged = await d.as_("tax-steward", "GET", "/v1/inbox/deliveries", params={"cursor": "x"})
     assert forged.status_code == 422
+
+
+async def test_cli_escalate_marks_overdue_deliveries(
+    d: District, app: FastAPI, settings: Settings
+) -> None:
+    _line_id, grant_id = await approved_tax_line(d)
+    await move_delivery_clock(app, grant_id, utcnow() - timedelta(days=1))
+    broker = os.path.join(os.path.dirname(sys.executable), "broker")
+    process = await asyncio.create_subprocess_exec(
+        broker,
+        "escalate",
+        env={**os.environ, "BROKER_DATABASE_URL": settings.database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert f"escalated 1 overdue delivery(ies) (grants) to coordination\n  {grant_id}" in (
+        out.decode()
+    )
+    [late] = (await agenda(d)).json()["overdue_deliveries"]
+    assert late["escalated_at"] is not None

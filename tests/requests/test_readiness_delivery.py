@@ -145,3 +145,44 @@ async def test_an_owning_departments_steward_sees_counts_but_only_its_own_lines(
     assert {o["item"].split()[0] for o in lead["outstanding"]} == {"SW-QYSDS"}
     platform = (await d.as_("admin", "GET", "/v1/scenarios/econ/readiness")).json()
     assert platform["blocking"] == lead["blocking"]
+
+
+async def test_a_delivered_line_is_not_fresh_when_its_latest_period_misses_the_lines_need(
+    d: District,
+) -> None:
+    await d.as_("drc-requester", "POST", "/v1/scenarios", json={"code": "econ", "name": "x"})
+    created = await d.as_(
+        "drc-requester",
+        "POST",
+        "/v1/requests",
+        json={
+            "scenario_code": "econ",
+            "title": "旬度监测",
+            "purpose": "经济运行监测",
+            "usage_start": date.today().isoformat(),
+            "usage_end": date.today().replace(year=date.today().year + 1).isoformat(),
+            "lines": [
+                {
+                    "item_code": "SW-SSSR",
+                    "freshness_need": {"update_cycle": "daily", "within_days": 0},
+                },
+                {"item_code": "SW-ZZS"},
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    submitted = await d.as_("drc-requester", "POST", f"/v1/requests/{created.json()['id']}/submit")
+    for line in submitted.json()["lines"]:
+        approved = await d.as_(
+            "tax-steward",
+            "POST",
+            f"/v1/lines/{line['id']}/decisions",
+            json={"decision": "approve", "declaration": DECLARATION},
+        )
+        assert approved.status_code == 200, approved.text
+    await deliver(d, "tax-steward", "SW-SSSR-M")
+    board = (await d.as_("drc-requester", "GET", "/v1/scenarios/econ/readiness")).json()
+    assert counts(board) == (2, 2, 2, 1)
+    [short] = board["blocking"]["fresh"]
+    assert short["item_code"] == "SW-SSSR"
+    assert "needs daily data within 0 days" in short["why"]
