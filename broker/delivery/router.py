@@ -17,9 +17,11 @@ from broker.auth.principal import Principal
 from broker.config import Settings
 from broker.datasets.router import Maintainer
 from broker.delivery import receipts, service
-from broker.delivery.models import Receipt, Release
+from broker.delivery.models import Copy, Receipt, Release
 from broker.delivery.schemas import (
     FreshnessReport,
+    GrantRelease,
+    GrantReleasePage,
     ReceiptPage,
     ReceiptRead,
     ReleasePage,
@@ -41,8 +43,7 @@ from broker.kit.pagination import (
 from broker.kit.session import SessionDep
 from catalog.contracts.reading import FileFormat, format_of
 from catalog.datasets import service as datasets
-from catalog.datasets.models import Dataset
-from core.errors import FieldError, TooLarge, ValidationFailed
+from core.errors import FieldError, InvalidInput, TooLarge, ValidationFailed
 from core.time import EARLIEST, LATEST, utcnow
 
 FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date()
@@ -60,6 +61,8 @@ def read(release: Release) -> ReleaseRead:
         id=release.id,
         dataset_code=release.dataset.code,
         status=release.status,
+        copy_=release.copy,
+        supersedes_id=release.supersedes_id,
         period_start=release.period_start,
         period_end=release.period_end,
         source_format=release.source_format,
@@ -134,15 +137,46 @@ async def publish_release(
     format: Annotated[
         FileFormat | None, Form(description="Overrides the format told by the file name.")
     ] = None,
+    copy_: Annotated[
+        Copy,
+        Form(
+            alias="copy",
+            description="`owner` (the owner's stewards), or `platform`: the platform's copy of "
+            "a dataset aggregated at the platform (已归集), by the platform department's "
+            "stewards or a platform admin.",
+        ),
+    ] = Copy.owner,
+    correction_of: Annotated[
+        uuid.UUID | None,
+        Form(
+            description="The accepted release of the same copy this one corrects: it replaces "
+            "it (an overlapping period is otherwise a 409)."
+        ),
+    ] = None,
+    refresh_platform_copy: Annotated[
+        bool,
+        Form(
+            description="An owner's release also becomes the platform copy's release of the "
+            "period (the same stored file; the dataset must be 已归集)."
+        ),
+    ] = False,
 ) -> ReleaseRead:
-    """Deliver data for a dataset (its owner's stewards): validated against the declared items.
+    """Deliver data for a dataset: validated against the declared items.
 
-    Headers may be item codes or names. A valid file becomes the latest release and freshens the
-    dataset; an invalid one is kept as `rejected` with a report naming the failing rows.
+    Headers may be item codes or names. A valid file becomes a release in force of its copy and
+    freshens the dataset; an invalid one is kept as `rejected` with a report naming the failing
+    rows. One copy holds one release per period: an overlapping period is refused (409) unless
+    the upload declares `correction_of`.
     """
     settings: Settings = request.app.state.settings
     store = _store(request)
-    dataset = await datasets.get_editable(session=session, viewer=viewer, code=code)
+    dataset = await service.publishable(
+        session=session,
+        viewer=viewer,
+        code=code,
+        copy=copy_,
+        refresh_platform_copy=refresh_platform_copy,
+    )
     service.check_period(period_start, period_end)
     file_format = format_of(file.filename, format)
     dataset_id, items = dataset.id, list(dataset.items)
@@ -162,7 +196,7 @@ async def publish_release(
     finally:
         await anyio.Path(staged.path).unlink(missing_ok=True)
     # re-read: the dataset may have changed while the file was being checked
-    dataset = await session.get_one(Dataset, dataset_id, populate_existing=True)
+    dataset = await service.locked_dataset(session=session, dataset_id=dataset_id)
     release = await service.record_release(
         session=session,
         actor=actor,
@@ -172,6 +206,9 @@ async def publish_release(
         period=(period_start, period_end),
         checked=checked,
         now=utcnow(),
+        copy=copy_,
+        correction_of=correction_of,
+        refresh_platform_copy=refresh_platform_copy,
     )
     result = read(release)
     if not checked.report.valid:
@@ -248,6 +285,16 @@ async def _stream(path: Path) -> AsyncIterator[bytes]:
                     "description": "Its id, for GET /v1/receipts/{receipt_id}.",
                     "schema": {"type": "string", "format": "uuid"},
                 },
+                "X-Release-Id": {
+                    "description": "The release served; for a range, each, in period order "
+                    "(comma-separated).",
+                    "schema": {"type": "string"},
+                },
+                "X-Release-Copy": {
+                    "description": "Whose copy was served (`owner` or `platform`); for a range, "
+                    "each release's, in period order (comma-separated).",
+                    "schema": {"type": "string"},
+                },
             },
         },
         403: {"description": "The grant is expired, revoked or suspended, or not yours."},
@@ -264,17 +311,56 @@ async def download_grant_data(
     release: Annotated[
         str, Query(description="`latest` or a release id.", max_length=64)
     ] = "latest",
+    from_: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="A range of periods from this month (YYYY-MM) or day (YYYY-MM-DD): "
+            "every release whose period falls within `from`..`to`, concatenated in period "
+            "order with `period_start`/`period_end` columns.",
+            max_length=10,
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(description="The range's last month (YYYY-MM) or day (YYYY-MM-DD).", max_length=10),
+    ] = None,
+    periods: Annotated[
+        bool, Query(description="Add `period_start`/`period_end` columns to one release.")
+    ] = False,
 ) -> StreamingResponse:
-    """Download a dataset through a grant (the grantee department): every download is audited
-    and carries a signed receipt (`X-Receipt`, kept for both departments under
-    /v1/grants/{grant_id}/receipts)."""
+    """Download a dataset through a grant (the grantee department): the latest period, one
+    release, or a range of periods. Where the owner and the platform both hold a period, the
+    owner's copy is served. Every download is audited and carries a signed receipt
+    (`X-Receipt`, kept for both departments under /v1/grants/{grant_id}/receipts)."""
     store = _store(request)
     settings: Settings = request.app.state.settings
-    grant, chosen = await service.downloadable(
-        session=session, principal=principal, grant_id=grant_id, release_ref=release, now=utcnow()
-    )
-    assert chosen.storage_key is not None
-    storage_key, columns = chosen.storage_key, list(grant.columns)
+    ranged = from_ is not None or to is not None
+    if ranged:
+        if release != "latest":
+            raise InvalidInput(
+                "Ask for one release or for a range of periods, not both.",
+                errors=[FieldError("query.release", "Leave it out with `from`/`to`.")],
+            )
+        start, end = service.period_range(from_, to)
+        grant, served = await service.downloadable_series(
+            session=session,
+            principal=principal,
+            grant_id=grant_id,
+            start=start,
+            end=end,
+            now=utcnow(),
+        )
+    else:
+        grant, chosen = await service.downloadable(
+            session=session,
+            principal=principal,
+            grant_id=grant_id,
+            release_ref=release,
+            now=utcnow(),
+        )
+        served = [chosen]
+    parts, columns = service.parts_of(served, periods=ranged or periods), list(grant.columns)
     grant_conditions, salt = dict(grant.conditions), bytes.fromhex(grant.mask_salt)
     aggregations = service.aggregations(grant)
     receipt_id = uuid.uuid4()
@@ -284,7 +370,7 @@ async def download_grant_data(
     result = await heavy_work.run(
         lambda: service.extract(
             store=store,
-            storage_key=storage_key,
+            parts=parts,
             columns=columns,
             grant_conditions=grant_conditions,
             aggregations=aggregations,
@@ -299,13 +385,14 @@ async def download_grant_data(
             actor=actor,
             principal=principal,
             grant=grant,
-            release=chosen,
+            releases=served,
             file_format=format,
             result=result,
             receipt_id=receipt_id,
             issuer=settings.issuer,
             now=utcnow(),
             acting_for=service.acting_for(principal, grant),
+            ranged=ranged,
         )
         # Commit here rather than in SessionDep: if the record fails, the extract is removed
         # (the stream that would remove it never starts) and no data leaves unrecorded.
@@ -313,19 +400,65 @@ async def download_grant_data(
     except BaseException:
         await anyio.Path(result.path).unlink(missing_ok=True)
         raise
-    filename = f"{grant.dataset.code}-{chosen.period_end.isoformat()}.{format}"
+    first, last = served[0], served[-1]
+    covered = last.period_end.isoformat()
+    if ranged:
+        covered = f"{first.period_start.isoformat()}-{covered}"
+    filename = f"{grant.dataset.code}-{covered}.{format}"
     return StreamingResponse(
         _stream(result.path),
         media_type=MEDIA_TYPES[format],
         headers={
             "Content-Length": str(result.size_bytes),
             "Content-Disposition": f'attachment; filename="{filename}"',
-            "X-Release-Id": str(chosen.id),
+            "X-Release-Id": ", ".join(str(r.id) for r in served),
+            "X-Release-Copy": ", ".join(r.copy.value for r in served),
             "X-Row-Count": str(result.rows),
             "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(result.sha256)).decode()}:",
             "X-Receipt": receipt.jws,
             "X-Receipt-Id": str(receipt.id),
         },
+    )
+
+
+@router.get("/grants/{grant_id}/releases", response_model=GrantReleasePage)
+async def list_grant_releases(
+    grant_id: uuid.UUID,
+    session: SessionDep,
+    principal: Recipient,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+) -> GrantReleasePage:
+    """The releases a grant delivers, of either copy, in period order: what periods the grantee
+    can download (`release=<id>`, or `from`/`to`), never rejected or replaced files. Held to the
+    rules of downloading (the grantee's people, an active grant)."""
+    position = decode_cursor(cursor, keys={"p": date, "i": CursorId})
+    rows = await service.grant_releases(
+        session=session,
+        principal=principal,
+        grant_id=grant_id,
+        after=(position["p"], position["i"]) if position else None,
+        limit=limit + 1,
+        now=utcnow(),
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor({"p": last.period_start.isoformat(), "i": str(last.id)})
+    return GrantReleasePage(
+        items=[
+            GrantRelease(
+                id=r.id,
+                copy_=r.copy,
+                period_start=r.period_start,
+                period_end=r.period_end,
+                row_count=r.row_count,
+                sha256=r.sha256 or "",
+                created_at=r.created_at,
+            )
+            for r in rows[:limit]
+        ],
+        next_cursor=next_cursor,
     )
 
 

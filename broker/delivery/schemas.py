@@ -2,11 +2,19 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from broker.delivery.models import ReleaseStatus
+from broker.delivery.models import Copy, ReleaseStatus
 from broker.grants.schemas import Conditions
 from catalog.vocab import Freshness, UpdateCycle
+
+
+class ByAlias(BaseModel):
+    """`copy` would shadow BaseModel.copy: the attribute is `copy_`, the name on the wire `copy`."""
+
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
 
 class FailureExample(BaseModel):
@@ -30,10 +38,17 @@ class ValidationReport(BaseModel):
     checks: list[CheckResult]
 
 
-class ReleaseRead(BaseModel):
+class ReleaseRead(ByAlias):
     id: uuid.UUID
     dataset_code: str
     status: ReleaseStatus
+    copy_: Copy = Field(
+        alias="copy",
+        description="`owner`, or `platform`: the platform's aggregated copy (已归集).",
+    )
+    supersedes_id: uuid.UUID | None = Field(
+        description="The accepted release this one corrects (declared with `correction_of`)."
+    )
     period_start: date
     period_end: date
     source_format: str
@@ -49,6 +64,24 @@ class ReleaseRead(BaseModel):
 
 class ReleasePage(BaseModel):
     items: list[ReleaseRead]
+    next_cursor: str | None = None
+
+
+class GrantRelease(ByAlias):
+    """A release as a grantee sees it: what period it covers and what it holds, never the
+    owner's upload details (report, source file, publisher)."""
+
+    id: uuid.UUID
+    copy_: Copy = Field(alias="copy")
+    period_start: date
+    period_end: date
+    row_count: int
+    sha256: str
+    created_at: datetime
+
+
+class GrantReleasePage(BaseModel):
+    items: list[GrantRelease]
     next_cursor: str | None = None
 
 
@@ -94,13 +127,28 @@ class ReceiptGrant(BaseModel):
     owner: str = Field(description="Code of the department that owns the data.")
 
 
-class ReceiptData(BaseModel):
+class ReceiptRelease(ByAlias):
+    """One release of a range download."""
+
+    id: uuid.UUID
+    copy_: Copy = Field(alias="copy")
+    period_start: date
+    period_end: date
+
+
+class ReceiptData(ByAlias):
     """What was delivered: the release, the file's format, size, rows and digest."""
 
     dataset: str = Field(description="Dataset code.")
-    release_id: uuid.UUID
-    period_start: date
-    period_end: date
+    release_id: uuid.UUID = Field(description="The release served (a range's latest period).")
+    # Receipts signed before platform copies existed carry no `copy`: they were the owner's.
+    copy_: Copy = Field(default=Copy.owner, alias="copy", description="Whose copy was served.")
+    period_start: date = Field(description="First day covered (a range's first period).")
+    period_end: date = Field(description="Last day covered (a range's last period).")
+    releases: list[ReceiptRelease] = Field(
+        default_factory=list,
+        description="A range download's releases, in period order; empty for one release.",
+    )
     format: str
     rows: int
     size_bytes: int

@@ -4,8 +4,10 @@ The heavy work (reading, validating, transforming files) runs in worker threads 
 database transaction, so one large release never holds the database's write lock.
 """
 
+import calendar
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,15 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject
 from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.delivery import conditions, receipts
-from broker.delivery.models import Receipt, Release, ReleaseStatus
+from broker.delivery.models import Copy, Receipt, Release, ReleaseStatus
 from broker.delivery.schemas import (
     DepartmentFreshness,
     FreshnessReport,
@@ -30,6 +33,7 @@ from broker.delivery.schemas import (
     ReceiptClaims,
     ReceiptData,
     ReceiptGrant,
+    ReceiptRelease,
     StaleDataset,
 )
 from broker.delivery.storage import ReleaseStore
@@ -45,7 +49,7 @@ from catalog.datasets import service as datasets
 from catalog.datasets.models import DataItem, Dataset, effective_aggregation
 from catalog.exports import safe_text_columns
 from catalog.vocab import Aggregation, Freshness
-from core.errors import FieldError, Forbidden, InvalidInput, NotFound
+from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
 DownloadFormat = Literal["csv", "jsonl", "parquet"]
 MEDIA_TYPES: dict[str, str] = {
@@ -113,12 +117,134 @@ def check_and_store(
         parquet.unlink(missing_ok=True)
 
 
+async def publishable(
+    *, session: AsyncSession, viewer: Viewer, code: str, copy: Copy, refresh_platform_copy: bool
+) -> Dataset:
+    """The dataset the viewer may deliver this copy of: the owner's copy by the owner's stewards
+    (or a platform admin); the platform's copy by the platform department's stewards (or a
+    platform admin), and only of a dataset whose copy is at the platform (已归集)."""
+    if copy == Copy.owner:
+        dataset = await datasets.get_editable(session=session, viewer=viewer, code=code)
+        if refresh_platform_copy:
+            _require_platform_copy(dataset)
+        return dataset
+    if refresh_platform_copy:
+        raise InvalidInput(
+            "A platform copy cannot refresh itself; `refresh_platform_copy` marks an owner's "
+            "release.",
+            errors=[FieldError("body.refresh_platform_copy", "Leave it out or false.")],
+        )
+    dataset = await datasets.get_visible(session=session, viewer=viewer, code=code)
+    if not (viewer.is_platform_admin or (viewer.is_platform and viewer.is_steward)):
+        raise Forbidden(
+            f"The platform copy of '{code}' is delivered by the platform department's stewards "
+            f"or a platform admin; '{dataset.owner_code}' delivers its own copy (copy=owner)."
+        )
+    _require_platform_copy(dataset)
+    return dataset
+
+
+def _require_platform_copy(dataset: Dataset) -> None:
+    if not dataset.aggregated:
+        raise Forbidden(
+            f"Dataset '{dataset.code}' has no copy at the platform (it is not 已归集, "
+            "`aggregated`); only its owner's copy is delivered.",
+            extra={"dataset": dataset.code},
+        )
+
+
+def in_force() -> ColumnElement[bool]:
+    """A release that may be served: accepted, and not replaced by a declared correction."""
+    successor = aliased(Release)
+    return and_(
+        Release.status == ReleaseStatus.accepted,
+        ~select(successor.id).where(successor.supersedes_id == Release.id).exists(),
+    )
+
+
+def _overlaps(release: Release, period: tuple[date, date]) -> bool:
+    return release.period_start <= period[1] and release.period_end >= period[0]
+
+
+async def _corrected_release(
+    *,
+    session: AsyncSession,
+    dataset: Dataset,
+    copy: Copy,
+    period: tuple[date, date],
+    correction_of: uuid.UUID | None,
+) -> Release | None:
+    """One copy holds one version of each period: an accepted release overlapping another in
+    force is refused unless it declares the one it corrects, which it then supersedes."""
+    overlapping = list(
+        (
+            await session.scalars(
+                select(Release)
+                .where(
+                    Release.dataset_id == dataset.id,
+                    Release.copy == copy,
+                    in_force(),
+                    Release.period_start <= period[1],
+                    Release.period_end >= period[0],
+                )
+                .order_by(Release.period_start, Release.id)
+            )
+        ).all()
+    )
+    corrected = None
+    if correction_of is not None:
+        corrected = await session.get(Release, correction_of)
+        if (
+            corrected is None
+            or corrected.dataset_id != dataset.id
+            or corrected.copy != copy
+            or corrected.status != ReleaseStatus.accepted
+        ):
+            raise InvalidInput(
+                f"'{dataset.code}' has no accepted {copy.value} release '{correction_of}' to "
+                "correct.",
+                errors=[FieldError("body.correction_of", "Name an accepted release of this copy.")],
+            )
+        if corrected not in overlapping:
+            successor = await session.scalar(
+                select(Release.id).where(Release.supersedes_id == corrected.id)
+            )
+            if successor is not None:
+                raise Conflict(
+                    f"Release {corrected.id} was already corrected by release {successor}; "
+                    "correct that one.",
+                    extra={"release_id": str(successor)},
+                )
+            raise InvalidInput(
+                f"Release {corrected.id} covers {corrected.period_start} to "
+                f"{corrected.period_end}, which {period[0]} to {period[1]} does not overlap.",
+                errors=[FieldError("body.correction_of", "Name the release this one replaces.")],
+            )
+    others = [r for r in overlapping if r is not corrected]
+    if others:
+        existing = others[0]
+        raise Conflict(
+            f"The {copy.value} copy of '{dataset.code}' already holds release {existing.id} "
+            f"for {existing.period_start} to {existing.period_end}, which {period[0]} to "
+            f"{period[1]} overlaps; to replace it, upload with correction_of={existing.id}.",
+            extra={"release_id": str(existing.id)},
+        )
+    return corrected
+
+
 def check_period(period_start: date, period_end: date) -> None:
     if period_start > period_end:
         raise InvalidInput(
             f"The period starts ({period_start}) after it ends ({period_end}).",
             errors=[FieldError("body.period_end", "Give an end on or after the start.")],
         )
+
+
+async def locked_dataset(*, session: AsyncSession, dataset_id: uuid.UUID) -> Dataset:
+    """The dataset read afresh under a row lock (PostgreSQL; SQLite serialises writers), so two
+    uploads of one period cannot both pass the overlap check."""
+    await session.execute(select(Dataset.id).where(Dataset.id == dataset_id).with_for_update())
+    return await session.get_one(Dataset, dataset_id, populate_existing=True)
 
 
 async def record_release(
@@ -131,9 +257,30 @@ async def record_release(
     period: tuple[date, date],
     checked: Checked,
     now: datetime,
+    copy: Copy = Copy.owner,
+    correction_of: uuid.UUID | None = None,
+    refresh_platform_copy: bool = False,
 ) -> Release:
-    """Keep the release (accepted or rejected); an accepted one freshens the dataset."""
+    """Keep the release (accepted or rejected); an accepted one freshens the dataset.
+
+    An accepted release must not overlap another of its copy in force unless it is a declared
+    correction (checked before any row is written, so a 409 leaves no release behind). With
+    `refresh_platform_copy`, the same stored file also becomes the platform copy's release.
+    """
     accepted = checked.report.valid
+    corrected = refreshed = None
+    if accepted:
+        corrected = await _corrected_release(
+            session=session, dataset=dataset, copy=copy, period=period, correction_of=correction_of
+        )
+        if refresh_platform_copy:
+            await _corrected_release(
+                session=session,
+                dataset=dataset,
+                copy=Copy.platform,
+                period=period,
+                correction_of=None,
+            )
     release = Release(
         dataset=dataset,
         status=ReleaseStatus.accepted if accepted else ReleaseStatus.rejected,
@@ -148,8 +295,28 @@ async def record_release(
         storage_key=checked.storage_key,
         report=checked.report.as_dict(),
         published_by=actor.subject or actor.client_id or "unknown",
+        copy=copy,
+        supersedes_id=corrected.id if corrected is not None else None,
     )
     session.add(release)
+    if accepted and refresh_platform_copy:
+        refreshed = Release(
+            dataset=dataset,
+            status=ReleaseStatus.accepted,
+            period_start=period[0],
+            period_end=period[1],
+            source_format=release.source_format,
+            source_filename=release.source_filename,
+            source_sha256=release.source_sha256,
+            size_bytes=release.size_bytes,
+            row_count=release.row_count,
+            sha256=release.sha256,
+            storage_key=release.storage_key,
+            report=release.report,
+            published_by=release.published_by,
+            copy=Copy.platform,
+        )
+        session.add(refreshed)
     if accepted:
         datasets.record_update(dataset, at=now, period_end=period[1])
     await session.flush()
@@ -165,8 +332,41 @@ async def record_release(
             "source_sha256": staged.sha256,
             "sha256": checked.sha256,
             "failed_checks": len(checked.report.checks),
+            "copy": copy.value,
+            "period_start": period[0].isoformat(),
+            "period_end": period[1].isoformat(),
         },
     )
+    if corrected is not None:
+        await audit.record(
+            session,
+            actor,
+            "release.corrected",
+            AuditObject("release", str(corrected.id)),
+            details={
+                "dataset": dataset.code,
+                "copy": copy.value,
+                "corrected_by": str(release.id),
+                "period_start": corrected.period_start.isoformat(),
+                "period_end": corrected.period_end.isoformat(),
+                "sha256": corrected.sha256,
+                "new_sha256": release.sha256,
+            },
+        )
+    if refreshed is not None:
+        await audit.record(
+            session,
+            actor,
+            "release.platform_copy_refreshed",
+            AuditObject("release", str(refreshed.id)),
+            details={
+                "dataset": dataset.code,
+                "from_release": str(release.id),
+                "sha256": release.sha256,
+                "period_start": period[0].isoformat(),
+                "period_end": period[1].isoformat(),
+            },
+        )
     return release
 
 
@@ -199,15 +399,75 @@ async def get_release(*, session: AsyncSession, dataset: Dataset, release_id: uu
     return release
 
 
+OWNER_FIRST = case((Release.copy == Copy.owner, 0), else_=1)
+
+
 async def latest_release(*, session: AsyncSession, dataset_id: uuid.UUID) -> Release | None:
-    """The accepted release of the latest period (ties: the latest upload), not the latest
-    upload: a late file for an old period does not displace the current one."""
+    """The release in force of the latest period, of either copy, the owner's when both cover
+    it (then the latest upload); not the latest upload: a late file for an old period does not
+    displace the current one."""
     return await session.scalar(
         select(Release)
-        .where(Release.dataset_id == dataset_id, Release.status == ReleaseStatus.accepted)
-        .order_by(Release.period_end.desc(), Release.created_at.desc(), Release.id.desc())
+        .where(Release.dataset_id == dataset_id, in_force())
+        .order_by(
+            Release.period_end.desc(),
+            OWNER_FIRST,
+            Release.created_at.desc(),
+            Release.id.desc(),
+        )
         .limit(1)
     )
+
+
+async def series(
+    *, session: AsyncSession, dataset_id: uuid.UUID, start: date | None, end: date | None
+) -> list[Release]:
+    """The releases in force whose periods fall within [start, end], one per period, in period
+    order: the owner's copy where both copies cover a period, so no period is delivered twice."""
+    query = select(Release).where(Release.dataset_id == dataset_id, in_force())
+    if start is not None:
+        query = query.where(Release.period_start >= start)
+    if end is not None:
+        query = query.where(Release.period_end <= end)
+    candidates = await session.scalars(
+        query.order_by(OWNER_FIRST, Release.created_at.desc(), Release.id.desc())
+    )
+    chosen: list[Release] = []
+    for release in candidates:
+        if not any(_overlaps(c, (release.period_start, release.period_end)) for c in chosen):
+            chosen.append(release)
+    return sorted(chosen, key=lambda r: (r.period_start, r.period_end))
+
+
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def _period_bound(text: str, *, field: str, last: bool) -> date:
+    """`YYYY-MM` (its first day, or its last for the end of a range) or `YYYY-MM-DD`."""
+    try:
+        month = MONTH.match(text)
+        if month is None:
+            return date.fromisoformat(text)
+        year, number = int(month[1]), int(month[2])
+        day = calendar.monthrange(year, number)[1] if last else 1
+        return date(year, number, day)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"'{text}' is neither a month (YYYY-MM) nor a date (YYYY-MM-DD).",
+            errors=[FieldError(f"query.{field}", "Give YYYY-MM or YYYY-MM-DD.")],
+        ) from exc
+
+
+def period_range(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    """The days a `from`/`to` range covers: from the first day of `from` to the last of `to`."""
+    first = _period_bound(start, field="from", last=False) if start is not None else None
+    last = _period_bound(end, field="to", last=True) if end is not None else None
+    if first is not None and last is not None and first > last:
+        raise InvalidInput(
+            f"The range starts ({start}) after it ends ({end}).",
+            errors=[FieldError("query.from", "Give a start on or before `to`.")],
+        )
+    return first, last
 
 
 # ---------------------------------------------------------------- data out
@@ -292,15 +552,11 @@ def acting_for(principal: Principal, grant: Grant) -> str | None:
     return grant.grantee.code if principal.department_id != grant.grantee_department_id else None
 
 
-async def downloadable(
-    *,
-    session: AsyncSession,
-    principal: Principal,
-    grant_id: uuid.UUID,
-    release_ref: str,
-    now: datetime,
-) -> tuple[Grant, Release]:
-    """The grant and release a download may use; every refusal says why (and 403s are audited)."""
+async def _delivering_grant(
+    *, session: AsyncSession, principal: Principal, grant_id: uuid.UUID, now: datetime
+) -> Grant:
+    """A grant the principal may take data under now; every refusal says why (403s are
+    audited). Listing a grant's releases is held to the same rules as downloading them."""
     grant = await grants.get(session=session, principal=principal, grant_id=grant_id)
     await _check_takes_part(session=session, principal=principal, grant=grant, now=now)
     state = grant.status_at(now)
@@ -313,6 +569,21 @@ async def downloadable(
         raise Forbidden(
             f"Grant {grant.id} allows in-platform use only; the data cannot be downloaded."
         )
+    return grant
+
+
+async def downloadable(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    grant_id: uuid.UUID,
+    release_ref: str,
+    now: datetime,
+) -> tuple[Grant, Release]:
+    """The grant and release a download may use; every refusal says why (and 403s are audited)."""
+    grant = await _delivering_grant(
+        session=session, principal=principal, grant_id=grant_id, now=now
+    )
     if release_ref == "latest":
         release = await latest_release(session=session, dataset_id=grant.dataset_id)
         if release is None:
@@ -335,7 +606,83 @@ async def downloadable(
         or release.status != ReleaseStatus.accepted
     ):
         raise NotFound(f"'{grant.dataset.code}' has no accepted release '{release_ref}'.")
+    successor = await session.scalar(select(Release.id).where(Release.supersedes_id == release.id))
+    if successor is not None:
+        raise NotFound(
+            f"Release {release.id} of '{grant.dataset.code}' was corrected by release "
+            f"{successor}; download that one.",
+            extra={"release_id": str(successor)},
+        )
     return grant, release
+
+
+async def downloadable_series(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    grant_id: uuid.UUID,
+    start: date | None,
+    end: date | None,
+    now: datetime,
+) -> tuple[Grant, list[Release]]:
+    """The grant and the releases of a range download, in period order (404 when none)."""
+    grant = await _delivering_grant(
+        session=session, principal=principal, grant_id=grant_id, now=now
+    )
+    chosen = await series(session=session, dataset_id=grant.dataset_id, start=start, end=end)
+    if not chosen:
+        raise NotFound(
+            f"'{grant.dataset.code}' has no accepted release for a period from "
+            f"{start or 'the first'} to {end or 'the last'}."
+        )
+    return grant, chosen
+
+
+async def grant_releases(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    grant_id: uuid.UUID,
+    after: tuple[date, uuid.UUID] | None,
+    limit: int,
+    now: datetime,
+) -> list[Release]:
+    """The releases a grantee may download under a grant, of both copies, in period order:
+    accepted and in force only, so rejected files and replaced versions never show."""
+    grant = await _delivering_grant(
+        session=session, principal=principal, grant_id=grant_id, now=now
+    )
+    query = (
+        select(Release)
+        .where(Release.dataset_id == grant.dataset_id, in_force())
+        .order_by(Release.period_start, Release.id)
+        .limit(limit)
+    )
+    if after is not None:
+        start, release_id = after
+        query = query.where(
+            (Release.period_start > start)
+            | ((Release.period_start == start) & (Release.id > release_id))
+        )
+    return list((await session.scalars(query)).all())
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stored release file of a download, with the period it covers when the download
+    carries the period columns."""
+
+    storage_key: str
+    period: tuple[date, date] | None = None
+
+
+def parts_of(releases: Sequence[Release], *, periods: bool) -> list[Part]:
+    parts = []
+    for release in releases:
+        assert release.storage_key is not None  # accepted releases are stored
+        period = (release.period_start, release.period_end) if periods else None
+        parts.append(Part(release.storage_key, period))
+    return parts
 
 
 @dataclass
@@ -349,7 +696,7 @@ class Extract:
 def extract(
     *,
     store: ReleaseStore,
-    storage_key: str,
+    parts: Sequence[Part],
     columns: Sequence[str],
     grant_conditions: dict[str, Any],
     aggregations: Mapping[str, Aggregation],
@@ -357,20 +704,32 @@ def extract(
     file_format: DownloadFormat,
     parquet_metadata: Mapping[str, str] | None = None,
 ) -> Extract:
-    """Write the grant's view of a release to a staging file, streaming (blocking: use a thread).
+    """Write the grant's view of releases to a staging file, streaming (blocking: use a thread).
 
+    Several parts (a range of periods) are each viewed as the grant says, then concatenated in
+    the order given; a part with a period gains `period_start`/`period_end` columns.
     A Parquet file also carries `parquet_metadata` as its key-value metadata.
     """
-    source, temporary = store.local_path(storage_key)
+    sources: list[tuple[Path, bool]] = []
     target = store.staging_file(f".{file_format}")
     try:
-        view = conditions.apply(
-            pl.scan_parquet(source),
-            columns=columns,
-            conditions=grant_conditions,
-            aggregations=aggregations,
-            salt=salt,
-        )
+        views = []
+        for part in parts:
+            sources.append(store.local_path(part.storage_key))
+            part_view = conditions.apply(
+                pl.scan_parquet(sources[-1][0]),
+                columns=columns,
+                conditions=grant_conditions,
+                aggregations=aggregations,
+                salt=salt,
+            )
+            if part.period is not None:
+                part_view = part_view.with_columns(
+                    pl.lit(part.period[0], dtype=pl.Date).alias("period_start"),
+                    pl.lit(part.period[1], dtype=pl.Date).alias("period_end"),
+                )
+            views.append(part_view)
+        view = views[0] if len(views) == 1 else pl.concat(views, how="vertical_relaxed")
         if file_format == "csv":
             safe_text_columns(view).sink_csv(target)
         elif file_format == "jsonl":
@@ -387,8 +746,9 @@ def extract(
         target.unlink(missing_ok=True)
         raise
     finally:
-        if temporary:
-            source.unlink(missing_ok=True)
+        for source, temporary in sources:
+            if temporary:
+                source.unlink(missing_ok=True)
 
 
 def aggregations(grant: Grant) -> dict[str, Aggregation]:
@@ -417,18 +777,21 @@ async def record_download(
     actor: Actor,
     principal: Principal,
     grant: Grant,
-    release: Release,
+    releases: Sequence[Release],
     file_format: str,
     result: Extract,
     receipt_id: uuid.UUID,
     issuer: str,
     now: datetime,
     acting_for: str | None = None,
+    ranged: bool = False,
 ) -> Receipt:
     """Record a download and sign its receipt, in one transaction: no data leaves unrecorded.
 
+    `releases`: what was served, in period order; a range (`ranged`) lists each in the receipt.
     `acting_for`: the department a contractor downloads for (its receipt names it).
     """
+    release, first = releases[-1], releases[0]
     receipt = await receipts.issue(
         session=session,
         claims=ReceiptClaims(
@@ -447,8 +810,17 @@ async def record_download(
             data=ReceiptData(
                 dataset=grant.dataset.code,
                 release_id=release.id,
-                period_start=release.period_start,
+                copy_=release.copy,
+                period_start=first.period_start,
                 period_end=release.period_end,
+                releases=[
+                    ReceiptRelease(
+                        id=r.id, copy_=r.copy, period_start=r.period_start, period_end=r.period_end
+                    )
+                    for r in releases
+                ]
+                if ranged
+                else [],
                 format=file_format,
                 rows=result.rows,
                 size_bytes=result.size_bytes,
@@ -474,6 +846,8 @@ async def record_download(
             "purpose": grant.purpose,
             "scenario": str(grant.scenario_id),
             "release": str(release.id),
+            "copy": release.copy.value,
+            "releases": [str(r.id) for r in releases] if ranged else None,
             "format": file_format,
             "rows": result.rows,
             "bytes": result.size_bytes,

@@ -191,6 +191,14 @@ WORKFLOW: dict[str, Rule] = {
         404,
         overrides=(("steward", 403),),
     ),
+    # A grant's releases are listed to those who may download under it.
+    "list_grant_releases": Rule(
+        Call("GET", "/v1/grants/{grant}/releases"),
+        frozenset({"requester", "steward"}),
+        200,
+        404,
+        overrides=(("steward", 403),),
+    ),
     # Receipts read like grants: both sides of the grant (here one department), 404 elsewhere.
     "list_receipts": Rule(Call("GET", "/v1/grants/{grant}/receipts"), EVERYONE, 200, 404),
     "get_receipt": Rule(Call("GET", "/v1/receipts/{receipt}"), EVERYONE, 200, 404),
@@ -216,11 +224,13 @@ WORKFLOW: dict[str, Rule] = {
         404,
         overrides=(("steward", 409), ("platform_admin", 409)),
     ),
+    # The world already holds a release of PERIOD: one copy holds one release per period.
     "publish_release": Rule(
         Call("POST", "/v1/datasets/TAX-DS/releases", upload=TAX_RELEASE, form=PERIOD),
         OWNER_OR_PLATFORM,
         201,
         403,
+        overrides=(("steward", 409), ("platform_admin", 409)),
     ),
     "list_releases": Rule(Call("GET", "/v1/datasets/TAX-DS/releases"), EVERYONE, 200, 403),
     "get_release": Rule(Call("GET", "/v1/datasets/TAX-DS/releases/{release}"), EVERYONE, 200, 403),

@@ -175,11 +175,11 @@ class Owner:
         )
         assert created.status_code == 201, created.text
 
-    async def upload(self, start: date, end: date, rows: int = 3) -> dict[str, Any]:
+    async def upload(self, start: date, end: date, rows: int = 3, **form: str) -> dict[str, Any]:
         response = await self.client.post(
             f"/v1/datasets/{POPULATION['code']}/releases",
             files={"file": ("人口.csv", as_csv(people(rows)), "text/csv")},
-            data={"period_start": start.isoformat(), "period_end": end.isoformat()},
+            data={"period_start": start.isoformat(), "period_end": end.isoformat(), **form},
             headers=self.steward,
         )
         assert response.status_code == 201, response.text
@@ -334,11 +334,11 @@ async def test_only_a_current_period_makes_a_dataset_fresh_and_latest_is_the_lat
     }
 
 
-async def test_two_uploads_of_the_same_period_serve_the_later_one(owner: Owner) -> None:
+async def test_a_correction_of_the_same_period_serves_the_later_one(owner: Owner) -> None:
     await owner.register()
     start, end = last_month(utcnow().astimezone(SHANGHAI).date())
-    await owner.upload(start, end, rows=3)
-    await owner.upload(start, end, rows=6)
+    first = await owner.upload(start, end, rows=3)
+    await owner.upload(start, end, rows=6, correction_of=first["id"])
     grant_id = await owner.grant()
     latest = await owner.client.get(f"/v1/grants/{grant_id}/data", headers=owner.requester)
     assert int(latest.headers["x-row-count"]) == 6

@@ -254,7 +254,7 @@ async def test_jsonl_and_xlsx_with_chinese_headers_are_accepted(d: Delivery) -> 
     jsonl = await d.upload(ENCODERS["jsonl"](people(3)), filename="人口.jsonl")
     assert jsonl.status_code == 201, jsonl.text
     named = [{("姓名" if k == "RK-XM" else k): v for k, v in row.items()} for row in people(3)]
-    xlsx = await d.upload(as_xlsx(named), filename="人口.xlsx")
+    xlsx = await d.upload(as_xlsx(named), filename="人口.xlsx", correction_of=jsonl.json()["id"])
     assert xlsx.status_code == 201, xlsx.text
 
 
@@ -445,7 +445,14 @@ async def test_only_the_grantee_department_downloads(d: Delivery) -> None:
 
 
 async def test_a_chosen_release_is_served_and_others_are_not_found(d: Delivery) -> None:
-    first = (await d.upload(as_csv(people(3)))).json()
+    before_start, before_end = last_month(_START)
+    first = (
+        await d.upload(
+            as_csv(people(3)),
+            period_start=before_start.isoformat(),
+            period_end=before_end.isoformat(),
+        )
+    ).json()
     await d.upload(as_csv(people(7)))
     grant = await d.grant()
     latest = await d.download(grant["id"])

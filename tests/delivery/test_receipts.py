@@ -163,8 +163,10 @@ async def test_a_download_carries_a_signed_receipt_of_what_left_and_under_which_
     assert claims["data"] == {
         "dataset": POPULATION["code"],
         "release_id": response.headers["x-release-id"],
+        "copy": "owner",
         "period_start": PERIOD["period_start"],
         "period_end": PERIOD["period_end"],
+        "releases": [],
         "format": "csv",
         "rows": 30,
         "size_bytes": len(response.content),

@@ -1,5 +1,6 @@
 """A population register (人口库) owned by a police sub-bureau, and files that deliver it."""
 
+import calendar
 import csv
 import io
 import json
@@ -33,6 +34,15 @@ def person(n: int) -> dict[str, str]:
 
 def people(count: int) -> list[dict[str, str]]:
     return [person(n) for n in range(1, count + 1)]
+
+
+def month(year: int, number: int) -> dict[str, str]:
+    """The form fields of a release covering one calendar month."""
+    last = calendar.monthrange(year, number)[1]
+    return {
+        "period_start": date(year, number, 1).isoformat(),
+        "period_end": date(year, number, last).isoformat(),
+    }
 
 
 def as_csv(rows: list[dict[str, Any]], *, headers: str = "codes", encoding: str = "utf-8") -> bytes:
