@@ -112,6 +112,7 @@ def test_95_item_workflow_through_the_generated_client(
         accept_line_conditions,
         add_request_lines,
         answer_line_question,
+        countersign_leader_decision,
         create_request,
         decide_line,
         decide_lines,
@@ -130,6 +131,7 @@ def test_95_item_workflow_through_the_generated_client(
         BatchDecision,
         ChainVerification,
         Conditions,
+        Countersignature,
         DatasetRead,
         DecisionsApplied,
         Declaration,
@@ -377,7 +379,14 @@ def test_95_item_workflow_through_the_generated_client(
             conditions=conditions(aggregation_level="industry"),
         ),
     )
-    assert expect(settled, 200, LineRead).state == "approved"
+    # Important-grade data settled by the leader waits for a platform steward's countersignature.
+    assert expect(settled, 200, LineRead).state == "awaiting_countersignature"
+    countersigned = countersign_leader_decision.sync_detailed(
+        lines["SW-YNSE"].id,
+        client=people["platform-steward"],
+        body=Countersignature(decision="countersign", note="已核对调度会纪要"),
+    )
+    assert expect(countersigned, 200, LineRead).state == "approved"
     final = settle_escalated_line.sync_detailed(
         lines["SW-NSRSBH"].id,
         client=people["leader"],

@@ -268,6 +268,7 @@ UUID = ["5", '"not-a-uuid"', "null", '["x"]']
 SEQ = ['"x"', "1.5", "true", "null", str(10**30), "-1"]
 SCORE = ['"x"', "NaN", "Infinity", "null", "true"]
 MOMENT = ['"x"', "5", '"2026-01-01T00:00:00"', '"9999-12-31T23:59:59-23:59"', "null"]
+DAY = ['"x"', "5", '"2026-13-01"', '"10000-01-01"', "null", '["x"]']
 CURSORS: list[tuple[str, dict[str, str], dict[str, list[str]]]] = [
     ("/v1/departments", {}, {"code": NAME}),
     ("/v1/accounts", {}, {"name": NAME}),
@@ -279,11 +280,13 @@ CURSORS: list[tuple[str, dict[str, str], dict[str, list[str]]]] = [
     ("/v1/inbox/deliveries", {}, {"t": MOMENT, "i": UUID}),
     ("/v1/grants", {}, {"id": UUID}),
     ("/v1/grants/{grant_id}/receipts", {}, {"t": MOMENT, "i": UUID}),
+    ("/v1/grants/{grant_id}/releases", {}, {"p": DAY, "i": UUID}),
     ("/v1/scenarios/CUR/members", {}, {"id": UUID}),
     ("/v1/datasets/CUR/releases", {}, {"id": UUID}),
     ("/v1/audit/events", {}, {"seq": SEQ}),
 ]
 GOOD = {
+    "p": '"2026-01-01"',
     "code": '"a"',
     "name": '"a"',
     "c": '"a"',
