@@ -25,9 +25,10 @@ from broker.audit.models import AuditEvent
 from broker.audit.service import Actor
 from broker.delivery import receipts
 from broker.delivery.models import Receipt
-from support.delivery_data import POPULATION, as_csv, people
+from support.delivery_data import POPULATION
 from support.identities import Identities
 from support.processes import BROKER_SCRIPT, CLI_TIMEOUT_SECONDS, REPO_ROOT, environment
+from support.sharing import sharing
 from support.workflow import DECLARATION
 
 PERIOD = {"period_start": "2026-10-01", "period_end": "2026-10-31"}
@@ -60,21 +61,8 @@ class Shared:
 
 @pytest.fixture
 async def shared(app: FastAPI, client: httpx.AsyncClient, identities: Identities) -> Shared:
-    steward = await identities.headers(
-        "police-steward", department="police", department_kind="bureau", roles=("steward",)
-    )
-    requester = await identities.headers(
-        "drc-requester", department="drc", department_kind="bureau", roles=("requester",)
-    )
-    created = await client.post("/v1/datasets", json=POPULATION, headers=steward)
-    assert created.status_code == 201, created.text
-    published = await client.post(
-        f"/v1/datasets/{POPULATION['code']}/releases",
-        files={"file": ("人口.csv", as_csv(people(30)), "text/csv")},
-        data=PERIOD,
-        headers=steward,
-    )
-    assert published.status_code == 201, published.text
+    police = await sharing(app, client, identities, rows=30)
+    steward, requester = police.steward, police.requester
     await client.post(
         "/v1/scenarios", json={"code": "econ", "name": "经济运行监测"}, headers=requester
     )

@@ -131,9 +131,11 @@ class Sharing:
             return list(rows.all())
 
 
-async def sharing(app: FastAPI, client: httpx.AsyncClient, identities: Identities) -> Sharing:
-    """The police's population register with one accepted release; Development and Reform's
-    requester; no scenario yet."""
+async def sharing(
+    app: FastAPI, client: httpx.AsyncClient, identities: Identities, rows: int = 5
+) -> Sharing:
+    """The police's population register with one accepted release of `rows` people; Development
+    and Reform's requester; no scenario yet."""
     steward = await identities.headers(
         "police-steward", department="police", department_kind="bureau", roles=("steward",)
     )
@@ -144,7 +146,7 @@ async def sharing(app: FastAPI, client: httpx.AsyncClient, identities: Identitie
     assert created.status_code == 201, created.text
     published = await client.post(
         f"/v1/datasets/{POPULATION['code']}/releases",
-        files={"file": ("人口.csv", as_csv(people(5)), "text/csv")},
+        files={"file": ("人口.csv", as_csv(people(rows)), "text/csv")},
         data=PERIOD,
         headers=steward,
     )
