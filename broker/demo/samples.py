@@ -8,7 +8,9 @@ import csv
 import io
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+
+from catalog.datasets.freshness import SHANGHAI
 
 AREA_CODE = "310199"
 STREETS = ("城东街道", "城西街道", "新华街道", "滨江街道", "高新园区", "临湖镇")
@@ -158,4 +160,75 @@ def population_daily_with_mistakes(today: date) -> Sample:
         _csv(POPULATION_HEADER, rows),
         good.period_start,
         good.period_end,
+    )
+
+
+def district_today() -> date:
+    """Today in the district: freshness runs on Asia/Shanghai days, whatever the host's zone."""
+    return datetime.now(SHANGHAI).date()
+
+
+def latest_full_period(cycle: str, today: date) -> tuple[date, date]:
+    """The last complete period of an update cycle before `today`: what an owner publishes next.
+
+    Daily and real-time data: yesterday; weekly: the last Monday-to-Sunday week; dekads (旬): the
+    last complete 1-10, 11-20 or 21-end; calendar cycles: the last complete month, quarter, half
+    or year. Irregular data is treated as monthly.
+    """
+    if cycle in ("daily", "realtime"):
+        yesterday = today - timedelta(days=1)
+        return yesterday, yesterday
+    if cycle == "weekly":
+        end = today - timedelta(days=today.weekday() + 1)
+        return end - timedelta(days=6), end
+    if cycle == "dekad":
+        if today.day > 20:
+            return today.replace(day=11), today.replace(day=20)
+        if today.day > 10:
+            return today.replace(day=1), today.replace(day=10)
+        end = today.replace(day=1) - timedelta(days=1)
+        return end.replace(day=21), end
+    months = {"quarterly": 3, "semiannual": 6, "annual": 12}.get(cycle, 1)
+    first_of_current = (today.month - 1) // months * months + 1
+    end = today.replace(month=first_of_current, day=1) - timedelta(days=1)
+    start_month = end.month - months + 1
+    return end.replace(month=start_month, day=1), end
+
+
+def months_back(end: date, count: int) -> list[tuple[date, date]]:
+    """`count` calendar months ending with the month of `end`, oldest first."""
+    periods: list[tuple[date, date]] = []
+    month_end = end.replace(day=1) + timedelta(days=31)
+    for _ in range(count):
+        month_end = month_end.replace(day=1) - timedelta(days=1)
+        periods.append((month_end.replace(day=1), month_end))
+    return periods[::-1]
+
+
+def indicator_file(
+    dataset_code: str, items: list[tuple[str, str]], period: tuple[date, date]
+) -> Sample:
+    """One row of plausible figures for each (item code, data type) of a dataset, for `period`.
+
+    The figures depend only on the dataset and the period, so a demo run is reproducible.
+    """
+    rng = random.Random(f"{dataset_code}/{period[0]:%Y%m%d}")  # noqa: S311 - synthetic figures
+    values: list[object] = []
+    for _code, data_type in items:
+        if data_type == "integer":
+            values.append(rng.randrange(10, 5000))
+        elif data_type == "decimal":
+            values.append(round(rng.uniform(1, 500), 2))
+        elif data_type == "boolean":
+            values.append("true")
+        elif data_type == "date":
+            values.append(period[1].isoformat())
+        else:
+            values.append(f"{dataset_code}-{period[1]:%Y%m%d}")
+    return Sample(
+        dataset_code,
+        f"{dataset_code}_{period[1]:%Y%m%d}.csv",
+        _csv([code for code, _ in items], [values]),
+        period[0],
+        period[1],
     )

@@ -1,10 +1,13 @@
-"""The motivating case end to end: 95 indicators from 14 departments in one request."""
+"""The motivating case end to end: 95 indicators from 14 departments in one request, decided,
+granted, and delivered: the board counts as delivered exactly what the lead can download."""
 
+from datetime import date
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from support.deliveries import deliver
 from support.identities import Identities
 from support.workflow import DECLARATION, District, bundle, district
 
@@ -38,7 +41,7 @@ async def act(
     return result
 
 
-async def test_95_items_from_14_departments_in_one_request(
+async def test_95_items_from_14_departments_in_one_request_are_granted_and_delivered(
     app: FastAPI, admin_client: httpx.AsyncClient, client: httpx.AsyncClient, identities: Identities
 ) -> None:
     d = await district(admin_client, client, identities)
@@ -290,3 +293,64 @@ async def test_95_items_from_14_departments_in_one_request(
 
     verify = await d.as_("admin", "GET", "/v1/audit/verify")
     assert verify.json()["ok"] is True
+
+    await delivered_means_downloadable(d, grants)
+
+
+# Datasets whose copy is at the platform (已归集) that nobody delivers in this case.
+UNDELIVERED_COPIES = {"KW-KJCX-Y", "JR-JRYX-M"}
+
+
+async def delivered_means_downloadable(d: District, grants: list[dict[str, Any]]) -> None:
+    """Owners deliver three datasets, the platform its copies of the aggregated ones (but two),
+    statistics an old quarter, commerce a file that fails its checks. Then the board counts as
+    delivered exactly the grants that download, and as fresh exactly those of a current period."""
+    for steward, code in (
+        ("stats-steward", "TJ-GYQY-M"),
+        ("tax-steward", "SW-SSSR-M"),
+        ("commerce-steward", "SWW-XFLS-M"),
+    ):
+        await deliver(d, steward, code)
+    await deliver(d, "stats-steward", "TJ-GDP-Q", (date(2020, 1, 1), date(2020, 3, 31)))
+    refused = await d.as_(
+        "commerce-steward",
+        "POST",
+        "/v1/datasets/SWW-WM-M/releases",
+        files={"file": ("外贸.csv", b"SWW-JCKZE,SWW-CKZE\n\xe7\xbc\xba,12\n", "text/csv")},
+        data={"period_start": "2026-10-01", "period_end": "2026-10-31"},
+    )
+    assert refused.status_code == 422, refused.text
+    granted_datasets = {g["dataset_code"] for g in grants}
+    for code in sorted(granted_datasets - UNDELIVERED_COPIES - {"TJ-GDP-Q", "TJ-GYQY-M"}):
+        dataset = (await d.as_("platform-steward", "GET", f"/v1/datasets/{code}")).json()
+        if dataset["aggregated"]:
+            await deliver(d, "platform-steward", code, copy="platform")
+
+    board = (await d.as_("drc-requester", "GET", "/v1/scenarios/econ/readiness")).json()
+    not_delivered = {
+        b["item_code"] for step in ("granted", "delivered") for b in board["blocking"][step]
+    }
+    stale = {b["item_code"] for b in board["blocking"]["fresh"]}
+    downloads: dict[str, int] = {}
+    for grant in grants:
+        [column] = grant["columns"]
+        response = await d.as_("drc-requester", "GET", f"/v1/grants/{grant['id']}/data")
+        downloads[column] = response.status_code
+        if response.status_code == 200:
+            assert response.text.splitlines()[0].lstrip("\ufeff") == column
+    assert set(downloads.values()) <= {200, 404}, downloads
+    delivered = {code for code, status in downloads.items() if status == 200}
+    assert delivered == set(downloads) - not_delivered
+    rows = {r["department_code"]: r for r in board["departments"]}
+    for department, row in rows.items():
+        mine = {g["columns"][0] for g in grants if g["owner_department_code"] == department}
+        assert row["delivered"] == len(mine & delivered), department
+        assert row["fresh"] == len(mine & delivered - stale), department
+    assert (board["requested"], board["granted"], board["delivered"], board["fresh"]) == (
+        95,
+        90,
+        len(delivered),
+        len(delivered - stale),
+    )
+    assert (board["delivered"], board["fresh"]) == (71, 66)
+    assert delivered & stale == {"TJ-GDP", "TJ-GDPZS", "TJ-DYCY", "TJ-DECY", "TJ-DSCY"}

@@ -1,37 +1,46 @@
-"""Delivering the district's indicator datasets: one accepted release of a recent period, and
-reading back what a line's grant is."""
+"""Delivering the district's indicator datasets: one accepted release of a period, owner's or
+platform copy, and moving a grant's delivery clock."""
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from broker.demo import samples
 from broker.grants.models import Grant
-from support.delivery_data import as_csv
 from support.workflow import District
 
 
-def last_full_month(today: date | None = None) -> tuple[date, date]:
-    end = (today or date.today()).replace(day=1) - timedelta(days=1)
-    return end.replace(day=1), end
-
-
 async def deliver(
-    d: District, steward: str, dataset_code: str, period: tuple[date, date] | None = None
+    d: District,
+    steward: str,
+    dataset_code: str,
+    period: tuple[date, date] | None = None,
+    *,
+    copy: str = "owner",
 ) -> dict[str, Any]:
-    """An accepted release of every item of `dataset_code` for `period` (default: last month)."""
+    """An accepted release of every item of `dataset_code` for `period` (default: the latest
+    complete period of the dataset's cycle), into the owner's copy or the platform's."""
     dataset = await d.as_(steward, "GET", f"/v1/datasets/{dataset_code}")
     assert dataset.status_code == 200, dataset.text
-    row = {item["code"]: "12.5" for item in dataset.json()["items"]}
-    start, end = period or last_full_month()
+    spec = dataset.json()
+    sample = samples.indicator_file(
+        dataset_code,
+        [(item["code"], item["data_type"]) for item in spec["items"]],
+        period or samples.latest_full_period(spec["update_cycle"], samples.district_today()),
+    )
     uploaded = await d.as_(
         steward,
         "POST",
         f"/v1/datasets/{dataset_code}/releases",
-        files={"file": (f"{dataset_code}.csv", as_csv([row]), "text/csv")},
-        data={"period_start": start.isoformat(), "period_end": end.isoformat()},
+        files={"file": (sample.filename, sample.content, "text/csv")},
+        data={
+            "period_start": sample.period_start.isoformat(),
+            "period_end": sample.period_end.isoformat(),
+            "copy": copy,
+        },
     )
     assert uploaded.status_code == 201, uploaded.text
     release: dict[str, Any] = uploaded.json()
