@@ -5,6 +5,7 @@ wherever a person types a value (sheet import), codes only in the JSON API.
 """
 
 import enum
+import unicodedata
 from typing import TypeVar
 
 from core.errors import FieldError, InvalidInput
@@ -192,17 +193,77 @@ LABELS: dict[type[enum.StrEnum], dict[str, str]] = {
     },
 }
 
-# Labels people also write (older catalogs, abbreviations) mapped to codes.
+# Words people also write (the 指南's own terms, older catalogs, everyday words, the 指南's
+# one-letter type codes C/N/D/T/L...) mapped to codes. Matched after NFKC (full-width letters,
+# digits and punctuation become ASCII), without spaces, ASCII case ignored.
 ALIASES: dict[type[enum.StrEnum], dict[str, str]] = {
     Category: {
         "基础数据": "base",
+        "基础信息资源": "base",
+        "基础信息资源类": "base",
+        "基础信息资源目录": "base",
+        "基础类": "base",
         "主题数据": "thematic",
+        "主题信息资源": "thematic",
+        "主题信息资源类": "thematic",
+        "主题信息资源目录": "thematic",
+        "主题类": "thematic",
         "部门数据": "departmental",
+        "部门信息资源": "departmental",
+        "部门信息资源类": "departmental",
+        "部门信息资源目录": "departmental",
+        "部门类": "departmental",
         "业务数据": "departmental",
     },
-    BaseKind: {"空间地理": "map", "地理": "map", "人口数据": "population", "房屋数据": "housing"},
-    OpenType: {"无条件开放": "open", "不开放": "not_open"},
-    Sensitivity: {"低": "L2", "高": "L4"},
+    BaseKind: {
+        "空间地理": "map",
+        "地理": "map",
+        "自然资源和空间地理": "map",
+        "人口数据": "population",
+        "人口基础信息": "population",
+        "房屋数据": "housing",
+        "法人单位": "legal_entity",
+        "法人单位基础信息": "legal_entity",
+        "社会信用": "credit",
+        "证照": "license",
+    },
+    ShareType: {
+        "无条件": "unconditional",
+        "有条件": "conditional",
+        "不共享": "none",
+        "不予": "none",
+    },
+    OpenType: {
+        "无条件开放": "open",
+        "是": "open",
+        "依申请开放": "conditional_open",
+        "不开放": "not_open",
+        "否": "not_open",
+    },
+    DataGrade: {"一般数据": "general", "重要数据": "important", "核心数据": "core"},
+    Sensitivity: {
+        "低": "L2",
+        "高": "L4",
+        **{f"{n}级": f"L{i}" for i, n in enumerate("1234", start=1)},
+        **{f"{n}级": f"L{i}" for i, n in enumerate("一二三四", start=1)},
+    },
+    ShareMethod: {
+        "API": "api",
+        "服务接口": "api",
+        "接口服务": "api",
+        "数据接口": "api",
+        "文件": "file",
+        "电子文件": "file",
+        "文件交换": "file",
+        "下载": "file",
+        "数据库": "db_exchange",
+        "库表": "db_exchange",
+        "数据库交换": "db_exchange",
+        "库表推送": "db_exchange",
+        "数据核验": "verify",
+        "核查": "verify",
+    },
+    DatasetStatus: {"发布": "published", "有效": "published", "废止": "deprecated"},
     Protection: {
         "散列": "hash",
         "掩码": "partial",
@@ -216,15 +277,82 @@ ALIASES: dict[type[enum.StrEnum], dict[str, str]] = {
         "手机": "phone",
         "电话": "phone",
     },
-    UpdateCycle: {"每天": "daily", "每季": "quarterly", "每年度": "annual", "不定期": "irregular"},
+    # 每半月 has no cycle of its own: 旬 is the nearest at least as frequent, so its data is
+    # called due at most five days early and never stale wrongly (catalog/datasets/freshness.py).
+    UpdateCycle: {
+        "实时更新": "realtime",
+        "日": "daily",
+        "每天": "daily",
+        "日度": "daily",
+        "按日": "daily",
+        "周": "weekly",
+        "按周": "weekly",
+        "旬": "dekad",
+        "按旬": "dekad",
+        "半月": "dekad",
+        "每半月": "dekad",
+        "月": "monthly",
+        "月度": "monthly",
+        "按月": "monthly",
+        "季": "quarterly",
+        "季度": "quarterly",
+        "每季": "quarterly",
+        "按季": "quarterly",
+        "按季度": "quarterly",
+        "半年": "semiannual",
+        "半年度": "semiannual",
+        "按半年": "semiannual",
+        "年": "annual",
+        "年度": "annual",
+        "每年度": "annual",
+        "按年": "annual",
+        "不定期": "irregular",
+        "不定时": "irregular",
+        "按需": "irregular",
+    },
     DataType: {
+        "字符": "string",
         "字符串": "string",
+        "字符串型": "string",
+        "文本": "string",
+        "文本型": "string",
+        "备注型": "string",
+        "C": "string",
+        "M": "string",
+        "varchar": "string",
+        "char": "string",
+        "text": "string",
         "整数": "integer",
+        "整型": "integer",
+        "I": "integer",
+        "int": "integer",
+        "bigint": "integer",
         "数值": "decimal",
+        "数字": "decimal",
+        "数字型": "decimal",
         "小数": "decimal",
+        "浮点型": "decimal",
+        "双精度型": "decimal",
+        "货币型": "decimal",
+        "N": "decimal",
+        "F": "decimal",
+        "B": "decimal",
+        "Y": "decimal",
+        "number": "decimal",
+        "numeric": "decimal",
+        "float": "decimal",
+        "double": "decimal",
         "日期": "date",
+        "D": "date",
         "日期时间": "datetime",
+        "时间戳": "datetime",
+        "T": "datetime",
+        "timestamp": "datetime",
         "布尔": "boolean",
+        "逻辑型": "boolean",
+        "L": "boolean",
+        "bool": "boolean",
+        "空间": "geometry",
     },
 }
 
@@ -235,19 +363,27 @@ def label(value: enum.StrEnum) -> str:
     return LABELS.get(type(value), {}).get(value.value, value.value)
 
 
+def words(raw: str) -> str:
+    """A typed word as compared: NFKC (full-width ＡＢＣ１２３／ become ABC123/), no spaces."""
+    return "".join(unicodedata.normalize("NFKC", raw).split())
+
+
 def parse(kind: type[E], raw: str, *, location: str) -> E:
-    """A vocabulary value from its code or Chinese label; the error lists what is allowed."""
-    text = raw.strip()
+    """A vocabulary value from its code, its Chinese label or a word people write for it
+    (`ALIASES`); full-width characters, spaces and ASCII case do not matter. The error lists
+    what is allowed."""
+    text = words(raw)
     for member in kind:
         if text.lower() == member.value.lower():
             return member
     by_label = {v: k for k, v in LABELS.get(kind, {}).items()} | ALIASES.get(kind, {})
-    if text in by_label:
-        return kind(by_label[text])
+    by_word = {word.lower(): code for word, code in by_label.items()}
+    if text.lower() in by_word:
+        return kind(by_word[text.lower()])
     allowed = ", ".join(
         f"{m.value} ({LABELS[kind][m.value]})" if kind in LABELS else m.value for m in kind
     )
     raise InvalidInput(
-        f"'{text}' is not a known {kind.__name__} value.",
+        f"'{raw.strip()}' is not a known {kind.__name__} value.",
         errors=[FieldError(location, f"Use one of: {allowed}.", "unknown_value")],
     )
