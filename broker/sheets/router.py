@@ -3,7 +3,7 @@ from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from broker.audit.dependencies import AuditActor
@@ -26,12 +26,24 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHECK_IN_PROCESS_ABOVE_BYTES = 256 * 1024
 
 
+class ImportWarning(BaseModel):
+    """What the import read past or read generously; nothing in it stops the import."""
+
+    location: str = Field(examples=["row 5, 提供单位"])
+    message: str = Field(examples=["resolved 统计局 as 区统计局 (stats)."])
+
+
 class ImportResult(BaseModel):
     dry_run: bool
     rows: int
     created: list[str]
     updated: dict[str, list[str]]
     unchanged: list[str]
+    warnings: list[ImportWarning] = Field(
+        description="Columns ignored (序号, 备注 ...), rows skipped (title, 填报 and footer "
+        "rows), and values read generously (a department's short name, codes given to items "
+        "without one, 敏感级别 read per item). Check them in a dry run."
+    )
 
 
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -56,7 +68,13 @@ async def import_catalog_sheet(
     viewer: CatalogViewer,
     actor: AuditActor,
     heavy_work: HeavyWorkDep,
-    file: Annotated[UploadFile, File(description="目录 sheet: CSV (UTF-8 or GBK) or XLSX.")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="目录 sheet: XLSX, XLS, ODS, or CSV/TSV text (UTF-8, GBK or UTF-16); "
+            "the header row may sit below title rows."
+        ),
+    ],
     dry_run: Annotated[
         bool, Query(description="Report what would change without writing anything.")
     ] = False,
@@ -67,7 +85,13 @@ async def import_catalog_sheet(
     owners = await sheets.owners(session=session)
     # Checking a large sheet takes seconds: commit the read, so no transaction is held meanwhile.
     await session.commit()
-    check = partial(sheets.check_sheet, data=data, owners=owners, viewer=viewer)
+    check = partial(
+        sheets.check_sheet,
+        data=data,
+        owners=owners,
+        viewer=viewer,
+        filename=file.filename or None,
+    )
     if len(data) > CHECK_IN_PROCESS_ABOVE_BYTES:
         sheet = await heavy_work.run_in_process(check)
     else:
@@ -80,7 +104,14 @@ async def import_catalog_sheet(
         source=file.filename or None,
         dry_run=dry_run,
     )
-    return ImportResult(dry_run=dry_run, **vars(plan))
+    return ImportResult(
+        dry_run=dry_run,
+        rows=plan.rows,
+        created=plan.created,
+        updated=plan.updated,
+        unchanged=plan.unchanged,
+        warnings=[ImportWarning(location=w.location, message=w.message) for w in plan.warnings],
+    )
 
 
 @router.get(

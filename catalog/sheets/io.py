@@ -1,17 +1,27 @@
-"""Reading and writing 目录 sheets: CSV (UTF-8 or GBK) and XLSX."""
+"""Reading and writing 目录 sheets: read through `catalog.tabular` (XLSX, XLS, ODS, CSV, TSV;
+UTF-8, GBK, UTF-16), written as CSV (UTF-8 with BOM) or XLSX."""
 
 import csv
+import difflib
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 from openpyxl.cell.cell import Cell, WriteOnlyCell
 from openpyxl.workbook.child import _WorkbookChild
 
 from catalog.exports import restore_cell, safe_cell, xlsx_cell
-from catalog.sheets.layout import BY_NAME, COLUMNS, Column
+from catalog.sheets.layout import (
+    COLUMNS,
+    IGNORED_BY_NAME,
+    Column,
+    column_for,
+    is_full_header,
+    is_partial_header,
+    missing_required,
+)
+from catalog.tabular import Table, cell_text, normalize_header, read_table
 from catalog.uploads import refuse_xlsx_bombs
 from core.errors import FieldError, InvalidInput
 
@@ -19,115 +29,153 @@ MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
 XLSX_MAGIC = b"PK\x03\x04"
 
 
+@dataclass(frozen=True)
+class SheetWarning:
+    """Something read past or read generously, for the importer to check in a dry run."""
+
+    location: str
+    message: str
+
+
 @dataclass
 class SheetRow:
-    number: int  # as a person sees it in the sheet: the header is row 1
+    number: int  # as the sheet shows it: title and blank rows above count, the header too
     values: dict[str, str]
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM) first, then GB18030, the superset of GBK that Excel writes."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidInput(
-        "The file is neither UTF-8 nor GBK text.",
-        errors=[FieldError("file", "Save the sheet as CSV UTF-8 or GBK, or upload the XLSX.")],
-    )
+@dataclass
+class Sheet:
+    rows: list[SheetRow]
+    headers: dict[str, str]  # column key -> its header as the sheet writes it
+    warnings: list[SheetWarning] = field(default_factory=list)
+
+    def header(self, key: str) -> str:
+        return self.headers.get(key) or next(c.header for c in COLUMNS if c.key == key)
 
 
-def _csv_table(data: bytes) -> list[list[str]]:
-    text = _decode(data)
-    rows: list[list[str]] = []
+def _shown(header: str) -> str:
+    """A header as an error names it: as typed, less line breaks and `*` markers."""
+    return "".join(header.replace("*", "").replace("＊", "").split())
+
+
+def _table(data: bytes, filename: str | None) -> Table:
+    if data.startswith(XLSX_MAGIC):
+        refuse_xlsx_bombs(
+            io.BytesIO(data), len(data), max_unpacked=MAX_XLSX_UNPACKED_BYTES, location="file"
+        )
     try:
-        rows.extend(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:  # a cell over csv.field_size_limit(), or a stray NUL in old Pythons
+        table = read_table(data, is_header=is_full_header, filename=filename)
+        if table.header_found:
+            return table
+        # No row holds every required column: take the best partial header, so the error can
+        # say which column is missing rather than call a title row the header.
+        partial = read_table(data, is_header=is_partial_header, filename=filename)
+    except UnicodeDecodeError as exc:  # bytes no text encoding reads
         raise InvalidInput(
-            f"Row {len(rows) + 1} of the sheet cannot be read: {exc}.",
+            "The file is no workbook and neither UTF-8, UTF-16 nor GBK text.",
             errors=[
-                FieldError(
-                    f"row {len(rows) + 1}",
-                    "Shorten the cell (a catalog sheet holds short text) and check its quotes.",
-                )
+                FieldError("file", "Save the sheet as .xlsx, or as CSV UTF-8 (or GBK) text.")
             ],
         ) from exc
-    return rows
+    return partial if partial.header_found else table
 
 
-def _xlsx_table(data: bytes) -> list[list[str]]:
-    refuse_xlsx_bombs(
-        io.BytesIO(data), len(data), max_unpacked=MAX_XLSX_UNPACKED_BYTES, location="file"
-    )
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for damaged files
-        raise InvalidInput(
-            "The XLSX file could not be read.",
-            errors=[FieldError("file", f"Re-save it as .xlsx ({type(exc).__name__}).")],
-        ) from exc
-    sheet = workbook.worksheets[0]
-    table = [
-        ["" if cell is None else _cell_text(cell) for cell in row]
-        for row in sheet.iter_rows(values_only=True)
-    ]
-    workbook.close()
-    return table
-
-
-def _cell_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def read_sheet(data: bytes) -> list[SheetRow]:
-    """The rows of a sheet, keyed by column, with every header checked."""
-    if not data.strip():
-        raise InvalidInput(
-            "The file is empty.", errors=[FieldError("file", "Upload a filled sheet.")]
-        )
-    table = _xlsx_table(data) if data.startswith(XLSX_MAGIC) else _csv_table(data)
-    table = [row for row in table if any(cell.strip() for cell in row)]
-    if not table:
-        raise InvalidInput(
-            "The sheet has no rows.", errors=[FieldError("file", "Fill in the sheet.")]
-        )
-    header, *body = table
-    columns: list[Column | None] = []
-    errors: list[FieldError] = []
-    for position, name in enumerate(header, start=1):
-        column = BY_NAME.get(name.strip().lower())
-        if column is None and name.strip():
-            errors.append(
-                FieldError(
-                    f"row 1, column {position}",
-                    f"Unknown header '{name}'; remove it or use one of the 目录 headers.",
-                )
+def _columns(table: Table) -> tuple[list[Column | None], dict[str, str], list[SheetWarning]]:
+    """Which column each position holds; unknown, ignored and repeated columns noted."""
+    columns: list[Column | None] = [column_for(name) if name else None for name in table.header]
+    warnings: list[SheetWarning] = []
+    row = table.header_row
+    by_key: dict[str, int] = {}
+    for position, column in enumerate(columns):
+        if column is None:
+            continue
+        earlier = by_key.get(column.key)
+        if earlier is None:
+            by_key[column.key] = position
+            continue
+        # Two headers for one column (信息资源代码 and 资源代码): the canonical header wins.
+        keep, drop = earlier, position
+        if normalize_header(table.header[position]) == normalize_header(column.header):
+            keep, drop = position, earlier
+        by_key[column.key] = keep
+        columns[drop] = None
+        warnings.append(
+            SheetWarning(
+                f"row {row}, column {drop + 1} ({_shown(table.header[drop])})",
+                f"ignored: column {keep + 1} ({_shown(table.header[keep])}) already gives "
+                f"{column.header}.",
             )
-        columns.append(column)
+        )
+    for position, (name, column) in enumerate(zip(table.header, columns, strict=True)):
+        if column is not None or not name or position in by_key.values():
+            continue
+        why = IGNORED_BY_NAME.get(normalize_header(name))
+        if why is None:
+            if any(col is not None and col.header == name for col in columns):
+                continue
+            why = "not a 目录 column"
+        warnings.append(
+            SheetWarning(f"row {row}, column {position + 1} ({_shown(name)})", f"ignored: {why}.")
+        )
+    headers = {key: _shown(table.header[position]) for key, position in by_key.items()}
+    return columns, headers, warnings
+
+
+def _missing_column_errors(table: Table, present: set[str]) -> list[FieldError]:
+    unknown = {
+        _shown(name): position
+        for position, name in enumerate(table.header, start=1)
+        if name and column_for(name) is None
+    }
+    errors = []
+    for column in missing_required(present):
+        fix = f"The required column {column.header} is missing"
+        names = [column.header, *column.aliases]
+        near = (
+            difflib.get_close_matches(column.header, list(unknown), n=1, cutoff=0.5)
+            or [
+                name
+                for name in unknown
+                if any(
+                    difflib.SequenceMatcher(None, name, alias).ratio() >= 0.75 for alias in names
+                )
+            ][:1]
+        )
+        if near:
+            fix += f"; is column {unknown[near[0]]} ('{near[0]}') meant to be {column.header}?"
+        else:
+            fix += f"; add a column headed {column.header}."
+        errors.append(FieldError(f"row {table.header_row}", fix))
+    return errors
+
+
+def read_sheet(data: bytes, *, filename: str | None = None) -> Sheet:
+    """The rows of a 目录 sheet keyed by column, wherever its header row is, with what was read
+    past (title rows, footer notes, columns the catalog does not keep) as warnings."""
+    table = _table(data, filename)
+    columns, headers, warnings = _columns(table)
+    warnings = [
+        SheetWarning(*note.split(": ", 1)) if ": " in note else SheetWarning("file", note)
+        for note in table.skipped
+    ] + warnings
     present = {c.key for c in columns if c is not None}
-    for column in COLUMNS:
-        if column.required and column.key not in present:
-            errors.append(FieldError("row 1", f"The required column {column.header} is missing."))
+    errors = _missing_column_errors(table, present)
     if errors:
         raise InvalidInput("The sheet's header row is not the 目录 layout.", errors=errors)
-    if not body:
+    if not table.rows:
         raise InvalidInput(
-            "The sheet has a header but no data rows.", errors=[FieldError("row 2", "Add rows.")]
+            "The sheet has a header but no data rows.",
+            errors=[FieldError(f"row {table.header_row + 1}", "Add rows.")],
         )
     rows = []
-    for number, cells in enumerate(table[1:], start=2):
+    for table_row in table.rows:
         values = {
-            column.key: restore_cell(cell.strip())
-            for column, cell in zip(columns, cells, strict=False)
+            column.key: restore_cell(cell_text(cell).strip())
+            for column, cell in zip(columns, table_row.cells, strict=False)
             if column is not None
         }
-        rows.append(SheetRow(number=number, values=values))
-    return rows
+        rows.append(SheetRow(number=table_row.number, values=values))
+    return Sheet(rows=rows, headers=headers, warnings=warnings)
 
 
 def write_csv(rows: Iterable[list[str]]) -> bytes:

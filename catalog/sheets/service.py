@@ -1,9 +1,18 @@
-"""Sheet import (all or nothing, upsert by codes) and export in the same layout."""
+"""Sheet import (all or nothing, upsert by codes) and export in the same layout.
 
+A sheet is read as offices make it (see `catalog.sheets.layout` for the headers and
+`catalog.vocab.ALIASES` for the words): what is read generously (a department's short name, a
+dataset code in the 指南's 前段码/后段码 form, items without codes, 敏感级别 that differs between
+items) is said in the plan's warnings, so a dry run shows it before anything is written.
+"""
+
+import difflib
 import re
+import unicodedata
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,7 +24,7 @@ from catalog.datasets import service as datasets
 from catalog.datasets.models import Dataset
 from catalog.datasets.schemas import DatasetCreate, DatasetFields, DatasetUpdate
 from catalog.departments.models import Department
-from catalog.sheets.io import SheetRow, read_sheet
+from catalog.sheets.io import Sheet, SheetRow, SheetWarning, read_sheet
 from catalog.sheets.layout import COLUMNS, FALSE_WORDS, LIST_SEPARATORS, TRUE_WORDS
 from catalog.vocab import (
     Aggregation,
@@ -33,13 +42,14 @@ from catalog.vocab import (
     UpdateCycle,
     label,
     parse,
+    words,
 )
 from core.errors import DomainError, FieldError, Forbidden, InvalidInput
 
-HEADER = {c.key: c.header for c in COLUMNS}
 ITEM_FIELD_COLUMN = {
     "code": "item_code",
     "name": "item_name",
+    "description": "item_description",
     "data_type": "data_type",
     "unit": "unit",
     "nullable": "nullable",
@@ -65,10 +75,21 @@ VOCABULARY: dict[str, type[Any]] = {
 }
 ITEM_VOCABULARY: dict[str, type[Any]] = {
     "data_type": DataType,
+    "item_sensitivity": Sensitivity,
     "default_protection": Protection,
     "personal_info": PersonalInfo,
     "aggregation": Aggregation,
 }
+# 资源分类 written as the 指南's path (部门信息资源/区统计局/...): its first step is the category.
+CATEGORY_PATH = re.compile(r"[/>＞》\\|-]")
+# Excel counts days from 1899-12-30 (its 1900 leap-year bug included); 2958465 is 9999-12-31.
+EXCEL_EPOCH = date(1899, 12, 30)
+EXCEL_LAST_SERIAL = 2958465
+DATE_FORMS = (
+    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"),
+    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,48 @@ class Owner:
 
     id: uuid.UUID
     code: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+@dataclass(frozen=True)
+class Owners:
+    """The departments a sheet may name as owner: by code (any case), by full name, or by a short
+    name that only one department's name holds (统计局 for 区统计局; 发改委 for
+    区发展和改革委员会: its characters in order)."""
+
+    departments: tuple[Owner, ...]
+
+    def exact(self, text: str) -> Owner | None:
+        wanted = words(text)
+        for owner in self.departments:
+            if wanted.lower() == owner.code.lower() or wanted == words(owner.name):
+                return owner
+        return None
+
+    def by_short_name(self, text: str) -> list[Owner]:
+        wanted = words(text)
+        if len(wanted) < 2:
+            return []
+        holding = [o for o in self.departments if wanted in words(o.name)]
+        if holding:
+            return holding
+        return [o for o in self.departments if _in_order(wanted, words(o.name))]
+
+    def near(self, text: str) -> list[Owner]:
+        names = {words(o.name): o for o in self.departments} | {
+            o.code.lower(): o for o in self.departments
+        }
+        close = difflib.get_close_matches(words(text).lower(), list(names), n=2, cutoff=0.4)
+        return list(dict.fromkeys(names[c] for c in close))
+
+
+def _in_order(short: str, name: str) -> bool:
+    """Whether `short` is `name` abbreviated: its characters all in `name`, in order."""
+    rest = iter(name)
+    return all(char in rest for char in short)
 
 
 @dataclass(frozen=True)
@@ -94,10 +157,11 @@ class CheckedDataset:
 
 @dataclass
 class CheckedSheet:
-    """A sheet whose every row passed the checks."""
+    """A sheet whose every row passed the checks, and what was read past or read generously."""
 
     rows: int
     datasets: list[CheckedDataset]
+    warnings: list[SheetWarning] = field(default_factory=list)
 
 
 @dataclass
@@ -106,147 +170,328 @@ class ImportPlan:
     created: list[str] = field(default_factory=list)
     updated: dict[str, list[str]] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
+    warnings: list[SheetWarning] = field(default_factory=list)
 
 
-class _Errors:
-    def __init__(self) -> None:
+class _Findings:
+    """The errors and warnings of one sheet, each named by its row and the column as the sheet
+    heads it."""
+
+    def __init__(self, sheet: Sheet) -> None:
+        self.sheet = sheet
         self.items: list[FieldError] = []
+        self.warnings: list[SheetWarning] = list(sheet.warnings)
+        self._warned: set[tuple[str, str]] = set()
+
+    def where(self, row: int, key: str | None) -> str:
+        return f"row {row}" + (f", {self.sheet.header(key)}" if key else "")
 
     def add(self, row: int, key: str | None, message: str) -> None:
-        where = f"row {row}" + (f", {HEADER[key]}" if key else "")
-        self.items.append(FieldError(where, message))
+        self.items.append(FieldError(self.where(row, key), message))
+
+    def warn(self, row: int, key: str | None, message: str, *, once: str | None = None) -> None:
+        """A warning; with `once`, only the first of its kind (e.g. one per short name)."""
+        if once is not None:
+            if (key or "", once) in self._warned:
+                return
+            self._warned.add((key or "", once))
+        self.warnings.append(SheetWarning(self.where(row, key), message))
 
 
-def _boolean(raw: str, row: int, key: str, errors: _Errors) -> bool | None:
+def _clean(raw: str) -> str:
+    """A code, number or word as typed: full-width forms folded (NFKC), spaces dropped."""
+    return words(raw)
+
+
+def _boolean(raw: str, row: int, key: str, found: _Findings) -> bool | None:
     if not raw:
         return None
-    word = raw.strip().lower()
+    word = _clean(raw).lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:
         return False
-    errors.add(row, key, f"'{raw}' is not 是 or 否.")
+    found.add(row, key, f"'{raw}' is not 是 or 否 (TRUE/FALSE, 1/0 and √/× also do).")
     return None
 
 
-def _vocab(key: str, raw: str, row: int, errors: _Errors) -> Any:
+def _vocab(key: str, raw: str, row: int, found: _Findings) -> Any:
     if not raw:
         return None
+    kind = VOCABULARY.get(key) or ITEM_VOCABULARY[key]
+    location = found.where(row, key)
     try:
-        kind = VOCABULARY.get(key) or ITEM_VOCABULARY[key]
-        return parse(kind, raw, location=f"row {row}, {HEADER[key]}")
+        return parse(kind, raw, location=location)
     except InvalidInput as exc:
-        errors.items.extend(exc.errors)
+        steps = [s for s in CATEGORY_PATH.split(_clean(raw)) if s]
+        if kind is Category and len(steps) > 1:
+            try:
+                return parse(kind, steps[0], location=location)
+            except InvalidInput:
+                pass
+        found.items.extend(exc.errors)
         return None
 
 
-def _number(raw: str, row: int, key: str, errors: _Errors) -> float | None:
+def _number(raw: str, row: int, key: str, found: _Findings) -> float | None:
     if not raw:
         return None
     try:
-        return float(raw)
+        return float(_clean(raw).replace(",", ""))
     except ValueError:
-        errors.add(row, key, f"'{raw}' is not a number.")
+        found.add(row, key, f"'{raw}' is not a number.")
         return None
+
+
+def _date(raw: str, row: int, key: str, found: _Findings) -> date | None:
+    """A date as sheets hold it: an Excel date cell (read as yyyy-mm-dd), its serial number when
+    the cell lost its format, yyyy-mm-dd, yyyy/mm/dd, yyyy.mm.dd, yyyymmdd or yyyy年m月d日."""
+    if not raw:
+        return None
+    text = _clean(raw) if "年" in raw else unicodedata.normalize("NFKC", raw).strip()
+    serial = re.fullmatch(r"(\d{1,7})(?:\.0+)?", text)
+    if serial and len(text) != 8 and 0 < int(serial.group(1)) <= EXCEL_LAST_SERIAL:
+        return EXCEL_EPOCH + timedelta(days=int(serial.group(1)))
+    for form in DATE_FORMS:
+        match = form.match(text)
+        if match:
+            try:
+                return date(*(int(part) for part in match.groups()))
+            except ValueError:
+                break
+    found.add(
+        row, key, f"'{raw}' is not a date; write it as 2024-01-31, 2024/1/31 or 2024年1月31日."
+    )
+    return None
+
+
+def dataset_code(raw: str) -> tuple[str, str | None]:
+    """The dataset code a sheet gives, and the 信息资源分类码 when it is in the 指南's form.
+
+    《政务信息资源目录编制指南》 codes a resource as 前段码/后段码 (the 分类码 of 类, 项, 目 and
+    细目, then the resource's 顺序码), e.g. `330106/0001`. A code here holds no `/`, so such a code
+    is stored as 前段码-后段码 (`330106-0001`) and its 前段码 kept as the class code.
+    """
+    code = _clean(raw)
+    front, slash, back = code.partition("/")
+    if slash and front and back:
+        return f"{front}-{back}", front
+    return code, None
+
+
+def _owner(first: SheetRow, owners: Owners, found: _Findings) -> Owner | None:
+    """The department a dataset's first row names, by 提供单位代码 or 提供单位."""
+    v, n = first.values, first.number
+    by_code = owners.exact(v["owner_code"]) if v.get("owner_code") else None
+    name = v.get("owner", "")
+    if not name:
+        if by_code is None:
+            key = "owner_code" if v.get("owner_code") else "owner"
+            found.add(n, key, _unknown_department(v.get("owner_code", ""), owners))
+        return by_code
+    if by_code is not None and words(name) in (words(by_code.name), by_code.code):
+        return by_code
+    by_name = _owner_by_name(name, n, owners, found)
+    if by_code is not None and by_name is not None and by_code != by_name:
+        found.add(
+            n,
+            "owner_code",
+            f"'{v['owner_code']}' is {by_code}, but {found.sheet.header('owner')} names "
+            f"{by_name}; make the two agree.",
+        )
+        return None
+    if v.get("owner_code") and by_code is None and by_name is not None:
+        found.warn(
+            n,
+            "owner_code",
+            f"'{v['owner_code']}' is no department code here; used {by_name} from "
+            f"{found.sheet.header('owner')}.",
+            once=v["owner_code"],
+        )
+    return by_name or by_code
+
+
+def _owner_by_name(text: str, row: int, owners: Owners, found: _Findings) -> Owner | None:
+    exact = owners.exact(text)
+    if exact is not None:
+        return exact
+    candidates = owners.by_short_name(text)
+    if len(candidates) == 1:
+        found.warn(row, "owner", f"resolved {text} as {candidates[0]}.", once=text)
+        return candidates[0]
+    if candidates:
+        found.add(
+            row,
+            "owner",
+            f"'{text}' could be any of {', '.join(map(str, candidates))}; "
+            "write the department's full name or code.",
+        )
+        return None
+    found.add(row, "owner", _unknown_department(text, owners))
+    return None
+
+
+def _unknown_department(text: str, owners: Owners) -> str:
+    message = f"'{text}' is no registered department (code or name)"
+    near = owners.near(text) if text else []
+    if near:
+        return message + f"; did you mean {' or '.join(map(str, near))}?"
+    return message + "; register it first (POST /v1/departments) or correct the name."
 
 
 def _dataset_fields(
-    first: SheetRow, owners: Mapping[str, Owner], errors: _Errors
-) -> dict[str, Any]:
+    first: SheetRow, owners: Owners, found: _Findings
+) -> tuple[dict[str, Any], Owner | None]:
     v = first.values
     n = first.number
-    owner_text = v.get("owner", "")
-    owner = owners.get(owner_text) or owners.get(owner_text.lower())
-    if owner is None:
-        errors.add(n, "owner", f"'{owner_text}' is no registered department (code or name).")
-    lag_raw = v.get("publication_lag_days", "")
+    owner = _owner(first, owners, found)
+    lag_raw = _clean(v.get("publication_lag_days", "")).removesuffix("天")
     lag = 0
     if lag_raw:
         if lag_raw.isdigit():
             lag = int(lag_raw)
         else:
-            errors.add(n, "publication_lag_days", f"'{lag_raw}' is not a whole number of days.")
+            found.add(
+                n,
+                "publication_lag_days",
+                f"'{v['publication_lag_days']}' is not a whole number of days.",
+            )
     methods = []
     for part in re.split(LIST_SEPARATORS, v.get("share_methods", "")):
         if part.strip():
-            try:
-                methods.append(
-                    parse(ShareMethod, part, location=f"row {n}, {HEADER['share_methods']}")
-                )
-            except InvalidInput as exc:
-                errors.items.extend(exc.errors)
+            method = _vocab_part(ShareMethod, part, n, "share_methods", found)
+            if method is not None and method not in methods:
+                methods.append(method)
+    code, class_code = dataset_code(v.get("code", ""))
     fields: dict[str, Any] = {
-        "code": v.get("code", ""),
+        "code": code,
         "title": v.get("title", ""),
         "description": v.get("description", ""),
         "owner_department_code": owner.code if owner else None,
-        "class_code": None,
+        "class_code": class_code,
         "share_condition": v.get("share_condition") or None,
         "legal_basis": v.get("legal_basis") or None,
         "publication_lag_days": lag,
         "share_methods": methods,
-        "aggregated": _boolean(v.get("aggregated", ""), n, "aggregated", errors) or False,
+        "aggregated": _boolean(v.get("aggregated", ""), n, "aggregated", found) or False,
+        "temporal_start": _date(v.get("temporal_start", ""), n, "temporal_start", found),
+        "temporal_end": _date(v.get("temporal_end", ""), n, "temporal_end", found),
+        "spatial_coverage": v.get("spatial_coverage") or None,
     }
     for key in VOCABULARY:
-        value = _vocab(key, v.get(key, ""), n, errors)
+        value = _vocab(key, v.get(key, ""), n, found)
         if value is not None:
             fields[key] = value
     fields.setdefault("status", DatasetStatus.published)
     if fields.get("share_type") == ShareType.none:
         fields.setdefault("open_type", OpenType.not_open)
-    return fields
+    return fields, owner
+
+
+def _vocab_part(kind: type[Any], raw: str, row: int, key: str, found: _Findings) -> Any:
+    try:
+        return parse(kind, raw, location=found.where(row, key))
+    except InvalidInput as exc:
+        found.items.extend(exc.errors)
+        return None
 
 
 # 取值范围 as people write it: 男|女, 男、女, 男；女 or 男;女 (exported with |).
 ENUM_SEPARATORS = re.compile(r"[|、;；]")
 
 
-def _item(row: SheetRow, errors: _Errors) -> dict[str, Any] | None:
+def _item_rows(rows: list[SheetRow]) -> list[SheetRow]:
+    return [r for r in rows if r.values.get("item_code") or r.values.get("item_name")]
+
+
+def _item(row: SheetRow, found: _Findings) -> dict[str, Any]:
     v = row.values
-    if not v.get("item_code") and not v.get("item_name"):
-        return None
     n = row.number
     enum = [p.strip() for p in ENUM_SEPARATORS.split(v.get("enum", "")) if p.strip()]
     item: dict[str, Any] = {
-        "code": v.get("item_code", ""),
+        "code": _clean(v.get("item_code", "")),
         "name": v.get("item_name", ""),
-        "data_type": _vocab("data_type", v.get("data_type", ""), n, errors),
+        "description": v.get("item_description") or None,
+        "data_type": _vocab("data_type", v.get("data_type", ""), n, found),
         "unit": v.get("unit") or None,
-        "nullable": _boolean(v.get("nullable", ""), n, "nullable", errors),
-        "is_key": _boolean(v.get("is_key", ""), n, "is_key", errors) or False,
+        "nullable": _boolean(v.get("nullable", ""), n, "nullable", found),
+        "is_key": _boolean(v.get("is_key", ""), n, "is_key", found) or False,
         "enum": enum or None,
         "pattern": v.get("pattern") or None,
-        "minimum": _number(v.get("minimum", ""), n, "minimum", errors),
-        "maximum": _number(v.get("maximum", ""), n, "maximum", errors),
-        "sensitivity": _vocab("sensitivity", v.get("item_sensitivity", ""), n, errors),
+        "minimum": _number(v.get("minimum", ""), n, "minimum", found),
+        "maximum": _number(v.get("maximum", ""), n, "maximum", found),
+        "sensitivity": _vocab("item_sensitivity", v.get("item_sensitivity", ""), n, found),
         "default_protection": _vocab(
-            "default_protection", v.get("default_protection", ""), n, errors
+            "default_protection", v.get("default_protection", ""), n, found
         ),
-        "personal_info": _vocab("personal_info", v.get("personal_info", ""), n, errors),
-        "aggregation": _vocab("aggregation", v.get("aggregation", ""), n, errors),
+        "personal_info": _vocab("personal_info", v.get("personal_info", ""), n, found),
+        "aggregation": _vocab("aggregation", v.get("aggregation", ""), n, found),
     }
     if item["nullable"] is None:
         item["nullable"] = not item["is_key"]
     return item
 
 
-def _validation_errors(exc: ValidationError, rows: list[SheetRow], errors: _Errors) -> None:
+def _items(group: list[SheetRow], fields: dict[str, Any], found: _Findings) -> list[dict[str, Any]]:
+    """The items of one dataset's rows: codes given to items without, and 敏感级别 read as each
+    item's level when it differs between the rows (the dataset's is then the lowest)."""
+    rows = _item_rows(group)
+    items = [_item(r, found) for r in rows]
+    code = fields["code"]
+    uncoded = [i for i, item in enumerate(items) if not item["code"]]
+    if uncoded:
+        width = max(2, len(str(len(items))))
+        for i in uncoded:
+            items[i]["code"] = f"{code}-{i + 1:0{width}d}"
+        found.warn(
+            rows[uncoded[0]].number,
+            "item_code",
+            f"{len(uncoded)} item(s) of {code} have no code: numbered {items[uncoded[0]]['code']} "
+            "and on by their order; give each a 信息项编码 to keep codes when items move.",
+        )
+    levels = {
+        r.number: _vocab("sensitivity", r.values["sensitivity"], r.number, found)
+        for r in group
+        if r.values.get("sensitivity")
+    }
+    if len(set(levels.values())) > 1 and None not in levels.values():
+        lowest = min(levels.values(), key=lambda s: s.level)
+        fields["sensitivity"] = lowest
+        for row, item in zip(rows, items, strict=True):
+            own = levels.get(row.number)
+            if item["sensitivity"] is None and own is not None and own != lowest:
+                item["sensitivity"] = own
+        found.warn(
+            group[0].number,
+            "sensitivity",
+            f"differs between the rows of {code}: read as each item's level (as the "
+            f"信息项敏感级别 column gives it); the dataset's is its lowest, {lowest.value} "
+            f"({label(lowest)}).",
+        )
+    return items
+
+
+def _validation_errors(exc: ValidationError, rows: list[SheetRow], found: _Findings) -> None:
+    item_rows = _item_rows(rows)
     for error in exc.errors():
         loc = [str(p) for p in error["loc"]]
         row, key = rows[0].number, None
         if loc and loc[0] == "items" and len(loc) > 1 and loc[1].isdigit():
-            item_rows = [r for r in rows if r.values.get("item_code") or r.values.get("item_name")]
             row = item_rows[int(loc[1])].number
             key = ITEM_FIELD_COLUMN.get(loc[2]) if len(loc) > 2 else "item_code"
         elif loc:
             name = "owner" if loc[0] == "owner_department_code" else loc[0]
-            key = name if name in HEADER else None
-        errors.add(row, key, str(error["msg"]))
+            key = name if name in found.sheet.headers or _is_column(name) else None
+        found.add(row, key, str(error["msg"]))
 
 
-def _rule_errors(exc: InvalidInput, rows: list[SheetRow], errors: _Errors) -> None:
+def _is_column(key: str) -> bool:
+    return any(c.key == key for c in COLUMNS)
+
+
+def _rule_errors(exc: InvalidInput, rows: list[SheetRow], found: _Findings) -> None:
     """Re-address rule errors (body.share_condition, body.items.2.sensitivity) to sheet cells."""
-    item_rows = [r for r in rows if r.values.get("item_code") or r.values.get("item_name")]
+    item_rows = _item_rows(rows)
     for error in exc.errors:
         parts = error.location.split(".")[1:]
         row, key = rows[0].number, None
@@ -254,31 +499,38 @@ def _rule_errors(exc: InvalidInput, rows: list[SheetRow], errors: _Errors) -> No
             row = item_rows[int(parts[1])].number
             key = ITEM_FIELD_COLUMN.get(parts[2])
         elif parts:
-            key = parts[0] if parts[0] in HEADER else None
-        errors.add(row, key, error.message)
+            key = parts[0] if _is_column(parts[0]) else None
+        found.add(row, key, error.message)
 
 
-def _groups(rows: list[SheetRow], errors: _Errors) -> Iterator[list[SheetRow]]:
+def _groups(rows: list[SheetRow], found: _Findings) -> Iterator[list[SheetRow]]:
+    """The rows of each dataset, by code. A row with items and no 资源代码 continues the dataset
+    above it (a merged cell saved as CSV keeps its value in the first row only)."""
     grouped: dict[str, list[SheetRow]] = {}
+    previous: str | None = None
     for row in rows:
-        code = row.values.get("code", "")
+        code = dataset_code(row.values.get("code", ""))[0]
+        if not code and previous is not None and _item_rows([row]):
+            code = previous
         if not code:
-            errors.add(row.number, "code", "Every row needs the dataset code.")
+            found.add(row.number, "code", "Every row needs the dataset code.")
             continue
         grouped.setdefault(code, []).append(row)
+        previous = code
     for group in grouped.values():
         first = group[0]
         for row in group[1:]:
             for column in COLUMNS:
-                if not column.dataset_level:
+                if not column.dataset_level or column.key in ("code", "sensitivity"):
                     continue
                 value = row.values.get(column.key, "")
                 if value and value != first.values.get(column.key, ""):
-                    errors.add(
+                    found.add(
                         row.number,
                         column.key,
                         f"'{value}' differs from row {first.number} of the same dataset; "
-                        "dataset columns must agree on every row.",
+                        "dataset columns must agree on every row (each item's own values go "
+                        "in the item columns, e.g. 信息项敏感级别).",
                     )
         yield group
 
@@ -302,60 +554,60 @@ def _canonical_dataset(dataset: Dataset) -> dict[str, Any]:
     return fields
 
 
-async def owners(*, session: AsyncSession) -> dict[str, Owner]:
-    """Every department a sheet may name as owner, by code (any case) and by name."""
-    result: dict[str, Owner] = {}
-    for department in (await session.scalars(select(Department))).all():
-        owner = Owner(department.id, department.code)
-        result[department.code] = owner
-        result[department.code.lower()] = owner
-        result[department.name] = owner
-    return result
+async def owners(*, session: AsyncSession) -> Owners:
+    """Every department a sheet may name as owner."""
+    return Owners(
+        tuple(
+            Owner(d.id, d.code, d.name)
+            for d in (await session.scalars(select(Department).order_by(Department.code))).all()
+        )
+    )
 
 
-def check_sheet(*, data: bytes, owners: Mapping[str, Owner], viewer: Viewer) -> CheckedSheet:
-    """Parse a sheet and check every row against the catalog's rules, or raise naming each problem.
+def check_sheet(
+    *, data: bytes, owners: Owners, viewer: Viewer, filename: str | None = None
+) -> CheckedSheet:
+    """Parse a sheet and check every row against the catalog's rules, or raise naming each problem
+    by the row number the sheet shows and the column as the sheet heads it.
 
     No database work: a large sheet keeps a CPU busy for seconds, so callers run this off the
     event loop and hold no transaction meanwhile.
     """
-    rows = read_sheet(data)
-    errors = _Errors()
-    specs: list[tuple[DatasetCreate, list[SheetRow]]] = []
+    sheet = read_sheet(data, filename=filename)
+    found = _Findings(sheet)
+    specs: list[tuple[DatasetCreate, list[SheetRow], Owner]] = []
     refused: list[FieldError] = []
-    for group in list(_groups(rows, errors)):
-        before = len(errors.items)
-        fields = _dataset_fields(group[0], owners, errors)
-        items = [i for i in (_item(r, errors) for r in group) if i is not None]
-        if len(errors.items) > before:
+    for group in list(_groups(sheet.rows, found)):
+        before = len(found.items)
+        fields, owner = _dataset_fields(group[0], owners, found)
+        items = _items(group, fields, found)
+        if len(found.items) > before or owner is None:
             continue
         try:
             spec = DatasetCreate.model_validate({**fields, "items": items})
         except ValidationError as exc:
-            _validation_errors(exc, group, errors)
+            _validation_errors(exc, group, found)
             continue
         try:
             datasets.check_share_rules(spec.model_dump())
             datasets.check_item_rules(spec.items, spec.sensitivity)
         except InvalidInput as exc:
-            _rule_errors(exc, group, errors)
+            _rule_errors(exc, group, found)
             continue
-        owner = owners[spec.owner_department_code or ""]
         if not viewer.may_edit(owner.id):
             refused.append(
                 FieldError(
-                    f"row {group[0].number}, {HEADER['owner']}",
+                    found.where(group[0].number, "owner"),
                     f"You may import only your own department's rows, not '{owner.code}'.",
                 )
             )
             continue
-        specs.append((spec, group))
+        specs.append((spec, group, owner))
     item_rows: dict[str, int] = {}
-    for spec, group in specs:
-        numbered = [r for r in group if r.values.get("item_code")]
-        for item, row in zip(spec.items, numbered, strict=False):
+    for spec, group, _owner_of in specs:
+        for item, row in zip(spec.items, _item_rows(group), strict=True):
             if item.code in item_rows:
-                errors.add(
+                found.add(
                     row.number,
                     "item_code",
                     f"'{item.code}' is also on row {item_rows[item.code]}; item codes are unique.",
@@ -363,18 +615,19 @@ def check_sheet(*, data: bytes, owners: Mapping[str, Owner], viewer: Viewer) -> 
             item_rows[item.code] = row.number
     if refused:
         raise Forbidden("The sheet has rows of departments you may not maintain.", errors=refused)
-    if errors.items:
+    if found.items:
+        errors = list(dict.fromkeys(found.items))
         raise InvalidInput(
-            f"{len(errors.items)} problem(s) in the sheet; nothing was imported. "
-            "Fix each one listed.",
-            errors=errors.items,
+            f"{len(errors)} problem(s) in the sheet; nothing was imported. Fix each one listed.",
+            errors=errors,
         )
     return CheckedSheet(
-        rows=len(rows),
+        rows=len(sheet.rows),
         datasets=[
             CheckedDataset(spec.code, group[0].number, spec.model_dump_json().encode())
-            for spec, group in specs
+            for spec, group, _owner_of in specs
         ],
+        warnings=found.warnings,
     )
 
 
@@ -385,7 +638,7 @@ async def apply_sheet(
 
     Datasets are matched by code, so importing the same sheet twice changes nothing.
     """
-    plan = ImportPlan(rows=sheet.rows)
+    plan = ImportPlan(rows=sheet.rows, warnings=list(sheet.warnings))
     for checked in sheet.datasets:
         existing = await datasets.find_by_code(session=session, code=checked.code)
         if existing is None:
@@ -471,7 +724,8 @@ async def export_rows(*, session: AsyncSession, viewer: Viewer) -> list[list[str
             "code": dataset.code,
             "title": dataset.title,
             "description": dataset.description,
-            "owner": dataset.owner.code,
+            "owner": dataset.owner.name,
+            "owner_code": dataset.owner.code,
             "category": dataset.category,
             "base_kind": dataset.base_kind,
             "share_type": dataset.share_type,
@@ -484,6 +738,9 @@ async def export_rows(*, session: AsyncSession, viewer: Viewer) -> list[list[str
             "data_grade": dataset.data_grade,
             "sensitivity": dataset.sensitivity,
             "aggregated": dataset.aggregated,
+            "temporal_start": dataset.temporal_start,
+            "temporal_end": dataset.temporal_end,
+            "spatial_coverage": dataset.spatial_coverage,
             "status": dataset.status,
         }
         for item in dataset.items or [None]:  # type: ignore[list-item]
@@ -492,6 +749,7 @@ async def export_rows(*, session: AsyncSession, viewer: Viewer) -> list[list[str
                 values |= {
                     "item_code": item.code,
                     "item_name": item.name,
+                    "item_description": item.description,
                     "data_type": item.data_type,
                     "unit": item.unit,
                     "nullable": item.nullable,

@@ -126,7 +126,7 @@ GOOD = ["A-1", "甲", "区统计局", "部门", "A-1-1", "指标一", "数值型
         (sheet([*GOOD[:2], "不存在局", *GOOD[3:]]), "row 2, 提供单位", "registered department"),
         (sheet(GOOD, [*GOOD[:4], "A-1-1", *GOOD[5:]]), "row 3, 信息项编码", "unique"),
         (sheet(GOOD, ["A-1", "乙", *GOOD[2:4], "A-1-2", *GOOD[5:]]), "row 3, 资源名称", "row 2"),
-        (sheet([*GOOD[:6], "文本", *GOOD[7:]]), "row 2, 数据类型", "string"),
+        (sheet([*GOOD[:6], "二进制", *GOOD[7:]]), "row 2, 数据类型", "string"),
         (b"", "file", "Upload"),
         (sheet(), "row 2", "Add rows"),
         (b"\x81\x30\xff\xfe\x00\x81", "file", "UTF-8"),
