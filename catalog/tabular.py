@@ -414,11 +414,19 @@ def _table(
     )
 
 
-def is_workbook(data: bytes, filename: str | None) -> bool:
-    """A workbook by its first bytes (zip: XLSX/XLSM/ODS; OLE2: XLS) or, failing that, its name."""
-    if data.startswith((ZIP_MAGIC, OLE2_MAGIC)):
-        return True
-    return Path(filename or "").suffix.lower() in WORKBOOK_SUFFIXES
+def is_workbook(data: bytes) -> bool:
+    """A workbook by its first bytes: a zip (XLSX, XLSM, ODS) or OLE2 (XLS). A file named .xls
+    that is neither is text, as many systems export tab-separated text under that name."""
+    return data.startswith((ZIP_MAGIC, OLE2_MAGIC))
+
+
+def _refuse_markup(data: bytes, filename: str | None, location: str) -> None:
+    suffix = Path(filename or "").suffix.lower()
+    if suffix in WORKBOOK_SUFFIXES and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        raise InvalidInput(
+            f"The file is named {suffix} but is a web page or XML, not a workbook.",
+            errors=[FieldError(location, "Open it in Excel or WPS and save it as .xlsx.")],
+        )
 
 
 def read_table(
@@ -446,13 +454,14 @@ def read_table(
             "The file is empty.", errors=[FieldError(location, "Upload a filled file.")]
         )
     first: Table | None = None
-    if is_workbook(raw, filename):
+    if is_workbook(raw):
         for name, rows in _workbook_sheets(io.BytesIO(raw), len(raw), sheet, location):
             table = _table(rows, is_header, name)
             if table is not None and table.header_found:
                 return table
             first = first or table
     else:
+        _refuse_markup(raw, filename, location)
         first = _table(_text_rows(raw, is_header, location), is_header, None)
     if first is None:
         raise InvalidInput(

@@ -104,7 +104,15 @@ def check_and_store(
     parquet = store.staging_file(".parquet")
     try:
         frame = name_columns(
-            read_file(staged.path, file_format, scratch=scratch, max_rows=max_rows), items
+            read_file(
+                staged.path,
+                file_format,
+                items=items,
+                filename=staged.filename,
+                scratch=scratch,
+                max_rows=max_rows,
+            ),
+            items,
         )
         typed, report = validate(frame, items)
         if not report.valid:

@@ -1,4 +1,9 @@
-"""Reading a delivered file into a polars frame: CSV (UTF-8 or GBK), XLSX, JSON Lines, Parquet.
+"""Reading a delivered file into a polars frame: CSV/TSV/text (UTF-8, UTF-16 or GBK; comma, tab
+or semicolon), workbooks (XLSX, XLSM, XLS, ODS), JSON Lines, Parquet.
+
+Workbooks and the detection of text files (encoding, separator, header row) are
+`catalog.tabular`'s, shared with catalog sheets; a CSV is then read by polars directly, so a
+million-row release never becomes Python lists.
 
 Every reader refuses what it cannot read with a problem naming the file and the fix; nothing here
 decides whether the data is right, only what it says.
@@ -6,30 +11,39 @@ decides whether the data is right, only what it says.
 
 import codecs
 import enum
-from collections.abc import Sequence
-from datetime import date, datetime, time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import polars as pl
-from openpyxl import load_workbook
 
 from catalog.datasets.models import DataItem
-from catalog.uploads import refuse_xlsx_bombs
+from catalog.tabular import (
+    SNIFF_BYTES,
+    HeaderTest,
+    cell_text,
+    is_footer_note,
+    normalize_header,
+    read_table,
+    sniff_text,
+    text_encoding,
+)
 from core.errors import FieldError, InvalidInput, TooLarge
 
-MAX_XLSX_UNPACKED_BYTES = 2 * 1024 * 1024 * 1024
 CHUNK = 1024 * 1024
+FOOTER_SEARCH_ROWS = 50
 
 
 class FileFormat(enum.StrEnum):
+    """How a release file is read: `csv` is any delimited text, `xlsx` any workbook."""
+
     csv = "csv"
     xlsx = "xlsx"
     jsonl = "jsonl"
     parquet = "parquet"
 
 
-SUFFIXES = {".csv": FileFormat.csv, ".txt": FileFormat.csv, ".xlsx": FileFormat.xlsx}
+SUFFIXES = {suffix: FileFormat.csv for suffix in (".csv", ".tsv", ".txt", ".tab")}
+SUFFIXES |= {suffix: FileFormat.xlsx for suffix in (".xlsx", ".xlsm", ".xls", ".ods")}
 SUFFIXES |= {".jsonl": FileFormat.jsonl, ".ndjson": FileFormat.jsonl}
 SUFFIXES |= {".parquet": FileFormat.parquet, ".pq": FileFormat.parquet}
 
@@ -48,96 +62,135 @@ def format_of(filename: str | None, declared: FileFormat | None) -> FileFormat:
             errors=[
                 FieldError(
                     "body.format",
-                    "Name the file .csv, .xlsx, .jsonl or .parquet, or set the format field.",
+                    "Name the file .csv, .tsv, .txt, .xlsx, .xls, .ods, .jsonl or .parquet, "
+                    "or set the format field.",
                 )
             ],
         )
     return SUFFIXES[suffix]
 
 
-def _utf8_copy(path: Path, scratch: Path) -> Path:
-    """The CSV as UTF-8: as it is when it already is, else transcoded from GB18030 (GBK's superset).
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            yield chunk
 
-    Decoded incrementally, so a large file never sits in memory whole.
+
+def _utf8_source(path: Path, scratch: Path) -> Path:
+    """The text file as UTF-8: as it is when it already is, else transcoded into `scratch` from
+    UTF-16 (a BOM says so: Excel's "Unicode 文本") or GB18030 (GBK's superset).
+
+    Checked and decoded incrementally, so a large file never sits in memory whole.
     """
-    for encoding in ("utf-8-sig", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        target = path if encoding == "utf-8-sig" else scratch
-        try:
-            with path.open("rb") as source:
-                sink = None if target == path else scratch.open("w", encoding="utf-8", newline="")
-                try:
-                    while chunk := source.read(CHUNK):
-                        text = decoder.decode(chunk)
-                        if sink is not None:
-                            sink.write(text)
-                    tail = decoder.decode(b"", final=True)
-                    if sink is not None:
-                        sink.write(tail)
-                finally:
-                    if sink is not None:
-                        sink.close()
-            return target
-        except UnicodeDecodeError:
-            continue
-    raise _refuse(
-        "The file is neither UTF-8 nor GBK text.", "Save the CSV as UTF-8 or GBK (ANSI in Excel)."
-    )
-
-
-def _read_csv(path: Path, scratch: Path) -> pl.DataFrame:
-    source = _utf8_copy(path, scratch)
+    with path.open("rb") as source:
+        head = source.read(SNIFF_BYTES)
+    encoding = text_encoding(head, whole=_chunks(path))
+    if encoding == "utf-8-sig":
+        return path
+    decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        return pl.read_csv(source, infer_schema=False)
+        with scratch.open("w", encoding="utf-8", newline="") as sink:
+            for chunk in _chunks(path):
+                sink.write(decoder.decode(chunk))
+            sink.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:  # only UTF-16 can fail here: GB18030 decodes anything
+        raise _refuse(
+            "The file starts as UTF-16 text but does not continue as such.",
+            "Save it again as CSV UTF-8, or as Unicode text from Excel.",
+        ) from exc
+    return scratch
+
+
+def _blank_rows_dropped(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows with no value at all are gaps a person left, not data: dropped, as are columns on
+    the right with neither a header nor a value."""
+    if frame.width == 0:
+        return frame
+    empty = [
+        name
+        for name in frame.columns
+        if (not name.strip() or name.startswith("_duplicated_"))
+        and frame.get_column(name).str.strip_chars().fill_null("").eq("").all()
+    ]
+    frame = frame.drop(empty)
+    if frame.width == 0:
+        return frame
+    blank = pl.all_horizontal(pl.all().str.strip_chars().fill_null("") == "")
+    return frame.filter(~blank)
+
+
+def _without_footer(frame: pl.DataFrame) -> pl.DataFrame:
+    """Notes typed below the data (注：..., 填表人：...; see `is_footer_note`) are not rows: the
+    last rows from a note on, when each after it holds text in the note's column only."""
+    tail = [
+        [cell if cell is not None and cell.strip() else None for cell in row]
+        for row in frame.tail(FOOTER_SEARCH_ROWS).rows()
+    ]
+    for index, cells in enumerate(tail):
+        if not is_footer_note(cells):
+            continue
+        column = next(i for i, cell in enumerate(cells) if cell is not None)
+        after = tail[index + 1 :]
+        if all(is_footer_note(r) or [i for i, c in enumerate(r) if c] == [column] for r in after):
+            return frame.head(frame.height - len(tail) + index)
+    return frame
+
+
+def _read_csv(path: Path, scratch: Path, is_header: HeaderTest) -> pl.DataFrame:
+    source = _utf8_source(path, scratch)
+    with source.open("rb") as handle:
+        layout = sniff_text(handle.read(SNIFF_BYTES), is_header, encoding="utf-8-sig")
+    try:
+        frame = pl.read_csv(
+            source,
+            infer_schema=False,
+            separator=layout.separator,
+            skip_rows=layout.header_index,
+        )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
         raise _refuse(
             f"The CSV cannot be read: {str(exc).splitlines()[0][:200]}",
             "Check that every row has as many fields as the header and quotes are balanced.",
         ) from exc
+    return _without_footer(_blank_rows_dropped(frame))
 
 
-def _cell_text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date | time):
-        return value.isoformat()
-    return str(value)
+def _column_name(header: str, position: int) -> str:
+    if header:
+        return header
+    letters = ""
+    while position:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"column {letters}"
 
 
-def _read_xlsx(path: Path) -> pl.DataFrame:
-    refuse_xlsx_bombs(
-        path, path.stat().st_size, max_unpacked=MAX_XLSX_UNPACKED_BYTES, location="body.file"
-    )
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+def _read_workbook(
+    path: Path, filename: str | None, is_header: HeaderTest, max_rows: int
+) -> pl.DataFrame:
+    """The header's sheet of an XLSX/XLSM/XLS/ODS workbook (see `catalog.tabular.read_table`).
+
+    Cells come out as text: dates in ISO form (an Excel date cell as `yyyy-mm-dd`), numbers
+    without a spurious `.0`, booleans as true/false; validation types them as the items declare.
+    """
+    table = read_table(path, is_header=is_header, filename=filename, location="body.file")
+    if len(table.rows) > max_rows:
+        raise TooLarge(
+            f"The workbook holds {len(table.rows)} rows; at most {max_rows} are accepted.",
+            errors=[FieldError("body.file", "Split the release by period.")],
+        )
+    header = [_column_name(h, n) for n, h in enumerate(table.header, start=1)]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
         raise _refuse(
-            f"The XLSX workbook cannot be opened ({type(exc).__name__}).",
-            "Re-save it from Excel or WPS as .xlsx.",
-        ) from exc
-    try:
-        rows = workbook.worksheets[0].iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
-        while header and not header[-1]:
-            header.pop()
-        columns: list[list[str | None]] = [[] for _ in header]
-        for row in rows:
-            cells = [_cell_text(v) for v in row[: len(header)]]
-            if not any(cells):
-                continue
-            cells += [None] * (len(header) - len(cells))
-            for column, cell in zip(columns, cells, strict=True):
-                column.append(cell)
-    finally:
-        workbook.close()
-    if len(set(header)) != len(header):
-        raise _refuse("The first sheet's header repeats a column.", "Name each column once.")
+            f"The header (row {table.header_row} of sheet '{table.sheet_name}') repeats "
+            f"{', '.join(repeated)}.",
+            "Name each column once.",
+        )
+    columns: list[list[str | None]] = [[] for _ in header]
+    for row in table.rows:
+        for column, cell in zip(columns, row.cells, strict=True):
+            column.append(cell_text(cell, booleans=("true", "false")) or None)
     return pl.DataFrame(
         {
             name: pl.Series(name, values, dtype=pl.String)
@@ -172,14 +225,39 @@ def _read_parquet(path: Path, max_rows: int) -> pl.DataFrame:
         ) from exc
 
 
-def read_file(path: Path, file_format: FileFormat, *, scratch: Path, max_rows: int) -> pl.DataFrame:
-    """The file's table as polars sees it; `scratch` is where a transcoded copy may be written."""
+def header_of(items: Sequence[DataItem]) -> HeaderTest:
+    """A release's header row names its items: the row where at least two cells (one, for a
+    single-item dataset) are item codes or names, as `normalize_header` reads them."""
+    known = {normalize_header(item.code) for item in items}
+    known |= {normalize_header(item.name) for item in items}
+    enough = min(2, len(items))
+
+    def is_header(cells: list[str]) -> bool:
+        return sum(cell in known for cell in cells) >= max(enough, 1)
+
+    return is_header
+
+
+def read_file(
+    path: Path,
+    file_format: FileFormat,
+    *,
+    items: Sequence[DataItem],
+    filename: str | None = None,
+    scratch: Path,
+    max_rows: int,
+) -> pl.DataFrame:
+    """The file's table as polars sees it; `scratch` is where a transcoded copy may be written.
+
+    In CSV and workbooks the header is the first row naming the dataset's items (`header_of`):
+    title and 填报 rows above it are skipped, as are blank rows and footer notes below.
+    """
     if path.stat().st_size == 0:
         raise _refuse("The file is empty.", "Upload a file with a header row and data rows.")
     if file_format == FileFormat.csv:
-        frame = _read_csv(path, scratch)
+        frame = _read_csv(path, scratch, header_of(items))
     elif file_format == FileFormat.xlsx:
-        frame = _read_xlsx(path)
+        frame = _read_workbook(path, filename, header_of(items), max_rows)
     elif file_format == FileFormat.jsonl:
         frame = _read_jsonl(path)
     else:
@@ -195,11 +273,16 @@ def read_file(path: Path, file_format: FileFormat, *, scratch: Path, max_rows: i
 
 
 def name_columns(frame: pl.DataFrame, items: Sequence[DataItem]) -> pl.DataFrame:
-    """Headers may be item codes or item names (信息项名称); columns come out named by code."""
-    by_name = {item.name: item.code for item in items} | {item.code: item.code for item in items}
+    """Headers may be item codes or item names (信息项名称); columns come out named by code.
+
+    Headers match as `normalize_header` reads them: `*` markers, spaces, line breaks, a BOM,
+    full-width forms and the case of ASCII letters do not matter.
+    """
+    by_name = {normalize_header(item.name): item.code for item in items}
+    by_name |= {normalize_header(item.code): item.code for item in items}
     renamed: dict[str, str] = {}
     for header in frame.columns:
-        code = by_name.get(header.strip().lstrip("\ufeff"), header)
+        code = by_name.get(normalize_header(header), header)
         if code in renamed.values():
             raise InvalidInput(
                 f"Column '{code}' appears twice in the file (by code and by name, or repeated).",

@@ -14,8 +14,22 @@ from catalog.vocab import DataType
 EXAMPLES_PER_CHECK = 5
 TRUE_WORDS = ["true", "1", "yes", "y", "t", "是"]
 FALSE_WORDS = ["false", "0", "no", "n", "f", "否"]
-DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-DATETIME_FORMATS = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y/%m/%d %H:%M:%S"]
+# ISO, and as offices type dates: 1990/1/1, 1990.01.01, 1990年1月1日, 19900101
+DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y%m%d"]
+DATETIME_FORMATS = [
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M",
+    "%Y.%m.%d %H:%M:%S",
+    "%Y年%m月%d日 %H:%M:%S",
+]
+# a date cell that Excel or a database export wrote with a midnight time is that date
+MIDNIGHT = r"(?:\s+|T)0?0:00(?::00(?:\.0+)?)?$"
+# full-width digits and the signs numbers and dates are written with, typed by Chinese IMEs
+FULL_WIDTH = [chr(0xFF10 + d) for d in range(10)] + list("．－＋／：ｅＥ")
+HALF_WIDTH = [str(d) for d in range(10)] + list(".-+/:eE")
 
 
 @dataclass
@@ -44,6 +58,8 @@ class Report:
 
 
 def _parsed(text: pl.Expr, data_type: DataType) -> pl.Expr:
+    """Text read as the declared type; null where it cannot be (a `data_type` failure)."""
+    text = text.str.replace_many(FULL_WIDTH, HALF_WIDTH)
     if data_type == DataType.integer:
         return text.str.strip_chars().cast(pl.Int64, strict=False)
     if data_type == DataType.decimal:
@@ -58,13 +74,13 @@ def _parsed(text: pl.Expr, data_type: DataType) -> pl.Expr:
             .otherwise(pl.lit(None, dtype=pl.Boolean))
         )
     if data_type == DataType.date:
-        trimmed = text.str.strip_chars()
+        trimmed = text.str.strip_chars().str.replace(MIDNIGHT, "")
         return pl.coalesce(trimmed.str.to_date(f, strict=False) for f in DATE_FORMATS)
     if data_type == DataType.datetime:
         trimmed = text.str.strip_chars()
         return pl.coalesce(
             *(trimmed.str.to_datetime(f, time_unit="us", strict=False) for f in DATETIME_FORMATS),
-            trimmed.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+            *(trimmed.str.to_date(f, strict=False).cast(pl.Datetime("us")) for f in DATE_FORMATS),
         )
     return text
 
