@@ -28,7 +28,13 @@ from broker.delivery.schemas import (
     ReleaseRead,
     ValidationReport,
 )
-from broker.delivery.service import MEDIA_TYPES, DownloadFormat, Staged
+from broker.delivery.service import (
+    MEDIA_TYPES,
+    XLSX_MAX_ROWS,
+    DownloadFormat,
+    HeaderChoice,
+    Staged,
+)
 from broker.delivery.storage import ReleaseStore
 from broker.kit.heavy_work import HeavyWorkDep
 from broker.kit.idempotency import Idempotent
@@ -307,7 +313,30 @@ async def download_grant_data(
     principal: Recipient,
     actor: AuditActor,
     heavy_work: HeavyWorkDep,
-    format: Annotated[DownloadFormat, Query(description="csv, jsonl or parquet.")] = "csv",
+    format: Annotated[
+        DownloadFormat,
+        Query(
+            description="csv, jsonl, parquet or xlsx. XLSX is for reading in a spreadsheet: up "
+            f"to {XLSX_MAX_ROWS} rows (more is a 422 pointing to csv or parquet); text that "
+            "starts with = + - @ is quoted with an apostrophe, as in the CSV."
+        ),
+    ] = "csv",
+    header: Annotated[
+        HeaderChoice,
+        Query(
+            description="The header row: `codes` (item codes, for machines; the default) or "
+            "`names` (the items' names, 信息项名称, for people; the period and count columns "
+            "as 数据起始日期, 数据截止日期, 记录数). Every format."
+        ),
+    ] = "codes",
+    bom: Annotated[
+        bool,
+        Query(
+            description="CSV only: start with a UTF-8 byte order mark (the default), so Excel "
+            "on Chinese Windows reads the text as UTF-8; `false` for machines that do not skip "
+            "it. The receipt's SHA-256 is of the bytes sent, the mark included."
+        ),
+    ] = True,
     release: Annotated[
         str, Query(description="`latest` or a release id.", max_length=64)
     ] = "latest",
@@ -332,7 +361,11 @@ async def download_grant_data(
     """Download a dataset through a grant (the grantee department): the latest period, one
     release, or a range of periods. Where the owner and the platform both hold a period, the
     owner's copy is served. Every download is audited and carries a signed receipt
-    (`X-Receipt`, kept for both departments under /v1/grants/{grant_id}/receipts)."""
+    (`X-Receipt`, kept for both departments under /v1/grants/{grant_id}/receipts).
+
+    For people: CSV opens in Excel as Chinese (it starts with a byte order mark; `bom=false`
+    for machines), `format=xlsx` gives a workbook, and `header=names` heads the columns with
+    the items' names instead of their codes."""
     store = _store(request)
     settings: Settings = request.app.state.settings
     ranged = from_ is not None or to is not None
@@ -361,6 +394,7 @@ async def download_grant_data(
         )
         served = [chosen]
     parts, columns = service.parts_of(served, periods=ranged or periods), list(grant.columns)
+    labels, sheet_name = service.column_labels(grant.dataset.items, header), grant.dataset.code[:31]
     grant_conditions, salt = dict(grant.conditions), bytes.fromhex(grant.mask_salt)
     aggregations = service.aggregations(grant)
     receipt_id = uuid.uuid4()
@@ -377,6 +411,9 @@ async def download_grant_data(
             salt=salt,
             file_format=format,
             parquet_metadata=parquet_metadata,
+            labels=labels,
+            bom=bom,
+            sheet_name=sheet_name,
         )
     )
     try:

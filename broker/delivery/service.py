@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from openpyxl import Workbook
 from sqlalchemy import ColumnElement, and_, case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -47,15 +48,30 @@ from catalog.contracts.reading import FileFormat, name_columns, read_file
 from catalog.contracts.validation import Report, validate
 from catalog.datasets import service as datasets
 from catalog.datasets.models import DataItem, Dataset, effective_aggregation
-from catalog.exports import safe_text_columns
+from catalog.exports import safe_text_columns, xlsx_cell
 from catalog.vocab import Aggregation, Freshness
 from core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
-DownloadFormat = Literal["csv", "jsonl", "parquet"]
+DownloadFormat = Literal["csv", "jsonl", "parquet", "xlsx"]
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
     "jsonl": "application/x-ndjson",
     "parquet": "application/vnd.apache.parquet",
+    "xlsx": XLSX_TYPE,
+}
+# An XLSX download is for reading in a spreadsheet: openpyxl writes some 10,000 rows a second, so
+# past this it refuses and points to CSV or Parquet (Excel itself stops at 1,048,576 rows).
+XLSX_MAX_ROWS = 100_000
+# Excel shows integers past 15 digits rounded (an 18-digit number becomes 1.10101E+17): such
+# values go in as text.
+XLSX_EXACT_DIGITS = 10**15
+HeaderChoice = Literal["codes", "names"]
+# The columns a download adds to the items, as `header=names` labels them.
+ADDED_COLUMN_NAMES = {
+    "period_start": "数据起始日期",
+    "period_end": "数据截止日期",
+    "row_count": "记录数",
 }
 HASH_CHUNK = 1024 * 1024
 
@@ -701,6 +717,57 @@ class Extract:
     sha256: str
 
 
+def column_labels(items: Sequence[DataItem], header: HeaderChoice) -> dict[str, str]:
+    """The header a download's columns carry: item codes (`codes`, for machines), or the items'
+    names (信息项名称, `names`, for people), the added period and count columns named in Chinese
+    too. Two columns that would share a name are told apart by their code."""
+    if header == "codes":
+        return {}
+    labels = {item.code: item.name for item in items} | ADDED_COLUMN_NAMES
+    taken: dict[str, int] = {}
+    for label in labels.values():
+        taken[label] = taken.get(label, 0) + 1
+    return {
+        column: label if taken[label] == 1 else f"{label} ({column})"
+        for column, label in labels.items()
+    }
+
+
+def xlsx_value(value: Any) -> Any:
+    """A cell as Excel must receive it: formula-like text quoted (`xlsx_cell`, as the CSV does),
+    integers Excel would round kept as text."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= XLSX_EXACT_DIGITS:
+        return str(value)
+    return xlsx_cell(value)
+
+
+def _write_xlsx(frame: pl.DataFrame, target: Path, *, sheet_name: str) -> None:
+    """One sheet, header row first, written row by row (openpyxl's write-only mode keeps no
+    cells in memory)."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_name)
+    sheet.append([xlsx_cell(name) for name in frame.columns])
+    for row in frame.iter_rows():
+        sheet.append([xlsx_value(value) for value in row])
+    workbook.save(target)
+
+
+def _check_xlsx_rows(rows: int) -> None:
+    if rows > XLSX_MAX_ROWS:
+        raise InvalidInput(
+            f"The download has {rows} rows; XLSX is written for up to {XLSX_MAX_ROWS} rows "
+            "(a spreadsheet to read, not a transfer).",
+            errors=[
+                FieldError(
+                    "query.format",
+                    "Use format=csv (opens in Excel too) or format=parquet, or a shorter "
+                    "range of periods (`from`/`to`).",
+                )
+            ],
+            extra={"rows": rows, "max_rows": XLSX_MAX_ROWS},
+        )
+
+
 def extract(
     *,
     store: ReleaseStore,
@@ -711,11 +778,18 @@ def extract(
     salt: bytes,
     file_format: DownloadFormat,
     parquet_metadata: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    bom: bool = True,
+    sheet_name: str = "data",
 ) -> Extract:
     """Write the grant's view of releases to a staging file, streaming (blocking: use a thread).
 
     Several parts (a range of periods) are each viewed as the grant says, then concatenated in
-    the order given; a part with a period gains `period_start`/`period_end` columns.
+    the order given; a part with a period gains `period_start`/`period_end` columns. `labels`
+    renames columns for the header (`column_labels`). A CSV starts with a UTF-8 byte order mark
+    unless `bom` is false: without one, Excel on Chinese Windows reads UTF-8 as GBK. The mark
+    is in the file, so the size and SHA-256 the receipt signs are of the bytes the client gets.
+    An XLSX file is refused past `XLSX_MAX_ROWS` before anything is written.
     A Parquet file also carries `parquet_metadata` as its key-value metadata.
     """
     sources: list[tuple[Path, bool]] = []
@@ -738,8 +812,15 @@ def extract(
                 )
             views.append(part_view)
         view = views[0] if len(views) == 1 else pl.concat(views, how="vertical_relaxed")
+        if labels:
+            view = view.rename(dict(labels), strict=False)
+        if file_format == "xlsx":
+            rows = view.select(pl.len()).collect().item()
+            _check_xlsx_rows(rows)
+            _write_xlsx(view.collect(engine="streaming"), target, sheet_name=sheet_name)
+            return Extract(target, rows, target.stat().st_size, file_sha256(target))
         if file_format == "csv":
-            safe_text_columns(view).sink_csv(target)
+            safe_text_columns(view).sink_csv(target, include_bom=bom)
         elif file_format == "jsonl":
             view.sink_ndjson(target)
         else:
