@@ -37,9 +37,27 @@ from core.time import utcnow
 
 router = APIRouter(tags=["coordination"])
 Steward = Annotated[Principal, Depends(require_roles(Role.steward))]
-Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
+Format = Annotated[
+    Literal["json", "csv", "xlsx"],
+    Query(
+        description="json, csv or xlsx (one row per department and a TOTAL row, for a spreadsheet)"
+    ),
+]
+# Downloads meant for people open in Excel on Chinese Windows: UTF-8 with a byte order mark.
+Bom = Annotated[
+    bool,
+    Query(
+        description="CSV only: start with a UTF-8 byte order mark (the default), so Excel on "
+        "Chinese Windows shows the names as Chinese; `false` for machines."
+    ),
+]
+CSV_TYPE = "text/csv; charset=utf-8"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BOARD_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "The board; CSV on request"}
+    200: {
+        "content": {"text/csv": {}, XLSX_TYPE: {}},
+        "description": "The board; CSV or XLSX on request",
+    }
 }
 
 
@@ -74,15 +92,31 @@ def _board_read(result: coordination.Board) -> ReadinessBoard:
     )
 
 
-def _respond(result: coordination.Board, format: str) -> ReadinessBoard | Response:
+def _attachment(content: bytes, media_type: str, filename: str) -> Response:
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _respond(
+    result: coordination.Board, format: str, *, bom: bool, name: str
+) -> ReadinessBoard | Response:
     if format == "csv":
-        return Response(coordination.board_csv(result), media_type="text/csv; charset=utf-8")
+        return _attachment(coordination.board_csv(result, bom=bom), CSV_TYPE, f"{name}.csv")
+    if format == "xlsx":
+        return _attachment(coordination.board_xlsx(result), XLSX_TYPE, f"{name}.xlsx")
     return _board_read(result)
 
 
 @router.get("/scenarios/{code}/readiness", response_model=ReadinessBoard, responses=BOARD_RESPONSES)
 async def scenario_readiness(
-    code: str, session: SessionDep, principal: Authenticated, format: Format = "json"
+    code: str,
+    session: SessionDep,
+    principal: Authenticated,
+    format: Format = "json",
+    bom: Bom = True,
 ) -> ReadinessBoard | Response:
     """Per department and overall: requested, available from platform copies, approved, pending,
     overdue, rejected and unregistered lines; then granted, delivered (the grant downloads) and
@@ -107,14 +141,18 @@ async def scenario_readiness(
         now=now,
         may_see=lambda line: requests.may_see_line(principal, line, sees_scenario_whole=whole),
     )
-    return _respond(result, format)
+    return _respond(result, format, bom=bom, name=f"readiness-{scenario.code}")
 
 
 @router.get(
     "/requests/{request_id}/readiness", response_model=ReadinessBoard, responses=BOARD_RESPONSES
 )
 async def request_readiness(
-    request_id: uuid.UUID, session: SessionDep, principal: Authenticated, format: Format = "json"
+    request_id: uuid.UUID,
+    session: SessionDep,
+    principal: Authenticated,
+    format: Format = "json",
+    bom: Bom = True,
 ) -> ReadinessBoard | Response:
     """The request's board over the lines the caller may see: a steward's own lines only."""
     found = await requests.get_request(session=session, principal=principal, request_id=request_id)
@@ -123,6 +161,8 @@ async def request_readiness(
             session=session, lines=requests.visible_lines(principal, found), now=utcnow()
         ),
         format,
+        bom=bom,
+        name=f"readiness-{found.id}",
     )
 
 
@@ -137,13 +177,18 @@ async def coordination_agenda(
     session: SessionDep,
     _caller: Annotated[Principal, Depends(require_roles(Role.platform_admin, Role.leader))],
     format: Annotated[Literal["json", "csv", "markdown"], Query()] = "json",
+    bom: Bom = True,
 ) -> ReadinessBoard | Response:
     """Outstanding and escalated lines grouped by department, with age and due date, and every
     grant whose first release is past the owner's delivery clock."""
     now = utcnow()
     result = await coordination.agenda(session=session, now=now)
     if format == "csv":
-        return Response(coordination.agenda_csv(result), media_type="text/csv; charset=utf-8")
+        return _attachment(
+            coordination.agenda_csv(result, bom=bom),
+            CSV_TYPE,
+            f"agenda-{now.date().isoformat()}.csv",
+        )
     if format == "markdown":
         return Response(
             coordination.agenda_markdown(result, now), media_type="text/markdown; charset=utf-8"

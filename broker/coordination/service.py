@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,7 @@ from broker.requests.policy import is_overdue
 from catalog.datasets.freshness import period_deadlines
 from catalog.datasets.service import freshness_of
 from catalog.departments.models import Department
-from catalog.exports import safe_cell
+from catalog.exports import safe_cell, xlsx_cell
 from catalog.vocab import Freshness, UpdateCycle
 
 S = LineState
@@ -325,11 +326,24 @@ async def agenda(*, session: AsyncSession, now: datetime) -> Board:
     return result
 
 
-def _csv(rows: list[list[object]]) -> str:
+def _csv(rows: list[list[object]], *, bom: bool) -> bytes:
+    """CSV for a spreadsheet: formula-like text quoted, and by default a UTF-8 byte order mark
+    first, without which Excel on Chinese Windows reads the department names as GBK mojibake."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(
         [safe_cell(value) for value in row] for row in rows
     )
+    return buffer.getvalue().encode("utf-8-sig" if bom else "utf-8")
+
+
+def _xlsx(rows: list[list[object]], *, sheet_name: str) -> bytes:
+    """One sheet of the rows, header first; text through `xlsx_cell`, as every XLSX we write."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_name)
+    for row in rows:
+        sheet.append([xlsx_cell(value) for value in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
     return buffer.getvalue()
 
 
@@ -337,9 +351,9 @@ def _blocked_by(lines: list[BlockingLine]) -> str:
     return " ".join(line.item_code or line.line_id for line in lines)
 
 
-def board_csv(result: Board) -> str:
+def board_rows(result: Board) -> list[list[object]]:
     """One row per department and a TOTAL: the counts, then the lines blocking each step (item
-    codes, or line ids for needs without one)."""
+    codes, or line ids for needs without one); a header row first."""
     blocked = [f"{step}_blocked_by" for step in STEPS]
     rows: list[list[object]] = [["department_code", "department_name", *COLUMNS, *blocked]]
     for row in result.departments:
@@ -360,7 +374,15 @@ def board_csv(result: Board) -> str:
             *(_blocked_by(overall[step]) for step in STEPS),
         ]
     )
-    return _csv(rows)
+    return rows
+
+
+def board_csv(result: Board, *, bom: bool = True) -> bytes:
+    return _csv(board_rows(result), bom=bom)
+
+
+def board_xlsx(result: Board) -> bytes:
+    return _xlsx(board_rows(result), sheet_name="readiness")
 
 
 @dataclass(frozen=True)
@@ -417,7 +439,7 @@ def _agenda_rows(result: Board) -> list[AgendaRow]:
     return rows
 
 
-def agenda_csv(result: Board) -> str:
+def agenda_csv(result: Board, *, bom: bool = True) -> bytes:
     rows: list[list[object]] = [
         [
             "department_code",
@@ -449,7 +471,7 @@ def agenda_csv(result: Board) -> str:
                 row.grant_id,
             ]
         )
-    return _csv(rows)
+    return _csv(rows, bom=bom)
 
 
 def agenda_markdown(result: Board, now: datetime) -> str:

@@ -114,7 +114,8 @@ async def test_the_csv_board_carries_the_steps_and_their_blocking_lines(d: Distr
     response = await d.as_(
         "drc-requester", "GET", "/v1/scenarios/econ/readiness", params={"format": "csv"}
     )
-    rows = {row["department_code"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    text = response.content.decode("utf-8-sig")
+    rows = {row["department_code"]: row for row in csv.DictReader(io.StringIO(text))}
     total = rows["TOTAL"]
     assert total["department_name"] == "ready 4/5"
     assert counts({step: int(total[step]) for step in STEPS}) == (5, 4, 3, 2)
