@@ -1,3 +1,4 @@
+import codecs
 import json
 from functools import partial
 from typing import Annotated, Literal
@@ -124,6 +125,13 @@ async def export_catalog_sheet(
     viewer: CatalogViewer,
     heavy_work: HeavyWorkDep,
     format: Annotated[Literal["csv", "xlsx"], Query(description="csv or xlsx")] = "csv",
+    bom: Annotated[
+        bool,
+        Query(
+            description="CSV only: start with a UTF-8 byte order mark (the default), so Excel "
+            "on Chinese Windows shows the sheet as Chinese; `false` for machines."
+        ),
+    ] = True,
 ) -> Response:
     """The catalog in the import layout (one row per item); it re-imports with no changes."""
     rows = await sheets.export_rows(session=session, viewer=viewer)
@@ -133,6 +141,8 @@ async def export_catalog_sheet(
         else (sheet_io.write_csv, "text/csv; charset=utf-8")
     )
     content = await heavy_work.run(lambda: write(rows))
+    if format == "csv" and not bom:
+        content = content.removeprefix(codecs.BOM_UTF8)
     return Response(
         content,
         media_type=media,
