@@ -4,6 +4,7 @@ The demo always uses the embedded SQLite default in its own directory, so these 
 BROKER_TEST_DATABASE_URL.
 """
 
+import codecs
 import json
 import os
 import re
@@ -221,7 +222,7 @@ def test_serve_demo_prints_tokens_that_download_masked_data(tmp_path: Path) -> N
             download[1], headers={"Authorization": f"Bearer {tokens['DRC_TOKEN']}"}, timeout=30
         )
         assert data.status_code == 200, data.text
-        assert data.text.startswith("PT-GMSFHM,PT-XB,")
+        assert data.content.startswith(codecs.BOM_UTF8 + b"PT-GMSFHM,PT-XB,"), "opens in Excel"
         assert "****" in data.text
         refused = httpx.get(
             download[1], headers={"Authorization": f"Bearer {tokens['TAX_TOKEN']}"}, timeout=30
