@@ -208,7 +208,7 @@ def _separator(text: str, is_header: HeaderTest) -> tuple[str, int | None]:
         found = _header_index(records, is_header)
         if found is not None and len(records[found]) > best[0]:
             best = (len(records[found]), separator, found)
-        first = next((r for r in records if any(c.strip() for c in r)), [])
+        first = next((r for r in records if len(r) > 1 or any(c.strip() for c in r)), [])
         if len(first) > fallback[0]:
             fallback = (len(first), separator)
     if best[2] is not None:
