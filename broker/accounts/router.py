@@ -1,15 +1,18 @@
 import base64
 import binascii
+from functools import partial
 from typing import Annotated
 from urllib.parse import parse_qs, unquote
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 
+from broker.accounts import onboarding
 from broker.accounts import service as accounts
 from broker.accounts.schemas import (
     AccessToken,
     AccountCreate,
     AccountCreated,
+    AccountImportResult,
     AccountRead,
     AccountRolesUpdate,
     AuthorizationServerMetadata,
@@ -22,6 +25,8 @@ from broker.auth import keys
 from broker.auth.dependencies import HashingLimiter, PlatformAdmin
 from broker.auth.models import Role
 from broker.config import Settings
+from broker.departments.router import LIST_FORMATS, DryRun
+from broker.kit.heavy_work import HeavyWorkDep
 from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorQuery,
@@ -220,6 +225,45 @@ async def create_account(
     )
     response.headers.update(headers)
     return result
+
+
+@accounts_router.post("/import", response_model=AccountImportResult)
+async def import_accounts(
+    session: SessionDep,
+    _admin: PlatformAdmin,
+    actor: AuditActor,
+    heavy_work: HeavyWorkDep,
+    limiter: HashingLimiter,
+    response: Response,
+    file: Annotated[
+        UploadFile,
+        File(
+            description=f"Account list ({LIST_FORMATS}): 账号/name, 类型/kind (person or system), "
+            "部门/department, 角色/roles and optionally 显示名/display name."
+        ),
+    ],
+    dry_run: DryRun = False,
+) -> AccountImportResult:
+    """Create a district's people and systems from one list, all or nothing.
+
+    The departments must exist (POST /v1/departments/import). Existing accounts the list repeats
+    are unchanged; changed roles and display names are updated; a changed department or kind is
+    refused. The client secrets of new system accounts are in this answer once, and nowhere else.
+    """
+    data = await file.read()
+    listing = await heavy_work.run(
+        partial(onboarding.read_accounts, data, filename=file.filename, location="body.file")
+    )
+    plan = await onboarding.import_accounts(
+        session=session,
+        actor=actor,
+        listing=listing,
+        source=file.filename,
+        dry_run=dry_run,
+        limiter=limiter,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return AccountImportResult(dry_run=dry_run, **vars(plan))
 
 
 @accounts_router.get("/{name}", response_model=AccountRead)

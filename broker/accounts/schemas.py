@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from broker.auth.models import AccountKind, Role
+from broker.departments.schemas import ImportResult
 from catalog.departments.schemas import DepartmentCode
 
 AccountName = Annotated[
@@ -79,3 +80,15 @@ class AuthorizationServerMetadata(BaseModel):
 
 class JsonWebKeySet(BaseModel):
     keys: list[dict[str, str]]
+
+
+class AccountImportResult(ImportResult):
+    new_clients: list[str] = Field(
+        description="System accounts created (or that would be, in a dry run); each gets a "
+        "client secret."
+    )
+    client_secrets: dict[str, str] = Field(
+        description="The client secret of each system account created, by name: shown once, "
+        "in this answer only, and never stored; store them now (a lost one is replaced with "
+        "POST /v1/accounts/{name}/secret). Empty in a dry run."
+    )

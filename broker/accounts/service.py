@@ -25,35 +25,41 @@ from core.errors import Conflict, FieldError, InvalidInput, NotFound, OAuthError
 from core.time import utcnow
 
 
-def _check_roles(roles: list[Role], department: Department) -> None:
-    """Platform administration is the platform's job: only its accounts may hold that role.
+def role_problem(roles: list[Role], department: Department) -> tuple[str, str] | None:
+    """What is wrong with giving `roles` to an account of `department`, and the fix; None if
+    nothing is.
 
+    Platform administration is the platform's job: only its accounts may hold that role.
     An enterprise's people (开发公司) are contractors and nothing else, and only they are: a
     contractor works under the grants of the scenario it was added to and can never request,
     decide or be granted anything itself (issue 14).
     """
     if Role.platform_admin in roles and department.kind != DepartmentKind.platform:
-        raise InvalidInput(
+        return (
             f"platform_admin can only be given to accounts of a platform department; "
             f"'{department.code}' is a {department.kind.value}.",
-            errors=[
-                FieldError("body.roles", "Remove platform_admin or pick a platform department.")
-            ],
+            "Remove platform_admin or pick a platform department.",
         )
     enterprise = department.kind == DepartmentKind.enterprise
     if enterprise and set(roles) != {Role.contractor}:
-        raise InvalidInput(
+        return (
             f"'{department.code}' is an enterprise; its accounts hold the contractor role only.",
-            errors=[FieldError("body.roles", "Give exactly ['contractor'].")],
+            "Give exactly ['contractor'].",
         )
     if Role.contractor in roles and not enterprise:
-        raise InvalidInput(
+        return (
             f"contractor can only be given to accounts of an enterprise department; "
             f"'{department.code}' is a {department.kind.value}.",
-            errors=[
-                FieldError("body.roles", "Remove contractor or pick an enterprise department.")
-            ],
+            "Remove contractor or pick an enterprise department.",
         )
+    return None
+
+
+def _check_roles(roles: list[Role], department: Department) -> None:
+    problem = role_problem(roles, department)
+    if problem is not None:
+        detail, fix = problem
+        raise InvalidInput(detail, errors=[FieldError("body.roles", fix)])
 
 
 async def find_by_name(*, session: AsyncSession, name: str) -> Account | None:
@@ -197,6 +203,23 @@ async def set_roles(
         "account.roles_changed",
         AuditObject("account", account.name),
         details=audit.changes(before, auditable(account)),
+    )
+    return account
+
+
+async def set_display_name(
+    *, session: AsyncSession, actor: Actor, account: Account, display_name: str
+) -> Account:
+    """Correct how an account is shown; its name, which tokens and records carry, never changes."""
+    before = {"display_name": account.display_name}
+    account.display_name = display_name
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "account.display_name_changed",
+        AuditObject("account", account.name),
+        details=audit.changes(before, {"display_name": display_name}),
     )
     return account
 

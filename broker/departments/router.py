@@ -1,9 +1,15 @@
-from fastapi import APIRouter, Response, status
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from broker.audit.dependencies import AuditActor
 from broker.auth.dependencies import Authenticated, PlatformAdmin
+from broker.departments import onboarding
 from broker.departments import service as departments
+from broker.departments.schemas import ImportResult
 from broker.kit.etags import PRECONDITIONS, IfMatch, etag_for, required_version
+from broker.kit.heavy_work import HeavyWorkDep
 from broker.kit.idempotency import Idempotent
 from broker.kit.pagination import (
     CursorQuery,
@@ -18,6 +24,10 @@ from catalog.departments import service
 from catalog.departments.schemas import DepartmentCreate, DepartmentRead, DepartmentUpdate
 
 router = APIRouter(prefix="/departments", tags=["departments"])
+LIST_FORMATS = "CSV, TSV or text (UTF-8, GBK or UTF-16), XLSX, XLS or ODS"
+DryRun = Annotated[
+    bool, Query(description="Check the whole list and report what would change; write nothing.")
+]
 
 
 class DepartmentPage(Page[DepartmentRead]):
@@ -84,3 +94,33 @@ async def update_department(
     )
     response.headers["ETag"] = etag_for(department.version)
     return DepartmentRead.model_validate(department)
+
+
+@router.post("/import", response_model=ImportResult)
+async def import_departments(
+    session: SessionDep,
+    _admin: PlatformAdmin,
+    actor: AuditActor,
+    heavy_work: HeavyWorkDep,
+    file: Annotated[
+        UploadFile,
+        File(
+            description=f"Department list ({LIST_FORMATS}): 部门编码/code, 部门名称/name, "
+            "部门类型/kind and optionally 上级部门/parent."
+        ),
+    ],
+    dry_run: DryRun = False,
+) -> ImportResult:
+    """Register a district's departments from one list, all or nothing.
+
+    Existing departments the list repeats are unchanged; changed names and parents are updated;
+    a changed kind is refused. Every problem is named by its row as the sheet shows it.
+    """
+    data = await file.read()
+    listing = await heavy_work.run(
+        partial(onboarding.read_departments, data, filename=file.filename, location="body.file")
+    )
+    plan = await onboarding.import_departments(
+        session=session, actor=actor, listing=listing, source=file.filename, dry_run=dry_run
+    )
+    return ImportResult(dry_run=dry_run, **vars(plan))

@@ -1,4 +1,9 @@
+import difflib
+import re
+import unicodedata
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -6,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog.departments.models import Department
 from catalog.departments.schemas import DepartmentCreate, DepartmentUpdate
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
+
+_SPACES = re.compile(r"\s+")
 
 
 async def list_departments(
@@ -117,3 +124,74 @@ async def _refuse_cycle(
             if ancestor.parent_id is not None
             else None
         )
+
+
+@dataclass(frozen=True)
+class Named:
+    """A department as a file names it: its code and its full name."""
+
+    code: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+def _folded(text: str) -> str:
+    return _SPACES.sub("", unicodedata.normalize("NFKC", text))
+
+
+def _in_order(short: str, name: str) -> bool:
+    """Whether every character of `short` is in `name`, in order: 人社局 in
+    区人力资源和社会保障局."""
+    rest = iter(name)
+    return all(char in rest for char in short)
+
+
+class Directory:
+    """The departments a hand-made file may name: by code (any case), by full name, or by a short
+    name that only one department's name holds (统计局 for 区统计局; 发改委 for
+    区发展和改革委员会: its characters in order). Full-width letters and spaces do not matter."""
+
+    def __init__(self, departments: Iterable[Named]) -> None:
+        self.departments: dict[str, Named] = {}
+        for department in departments:
+            self.add(department)
+
+    def add(self, department: Named) -> None:
+        self.departments[department.code] = department
+
+    def lookup(self, text: str) -> Named | list[Named]:
+        """The department `text` names; otherwise those it may mean (a short name several names
+        hold, or near misses), best first, possibly none."""
+        wanted = _folded(text)
+        for department in self.departments.values():
+            if wanted.lower() == department.code.lower() or wanted == _folded(department.name):
+                return department
+        if len(wanted) >= 2:
+            names = [(d, _folded(d.name)) for d in self.departments.values()]
+            for holding in (
+                [d for d, name in names if wanted in name],
+                [d for d, name in names if _in_order(wanted, name)],
+            ):
+                if len(holding) == 1:
+                    return holding[0]
+                if holding:
+                    return holding
+        spelled = {_folded(d.name): d for d in self.departments.values()} | {
+            d.code.lower(): d for d in self.departments.values()
+        }
+        close = difflib.get_close_matches(wanted.lower(), list(spelled), n=2, cutoff=0.5)
+        return list(dict.fromkeys(spelled[c] for c in close))
+
+
+def did_you_mean(candidates: list[Named]) -> str:
+    """ " (did you mean 区统计局 (stats)?)" for a sentence naming an unknown department."""
+    if not candidates:
+        return ""
+    return f" (did you mean {' or '.join(str(c) for c in candidates)}?)"
+
+
+async def all_departments(*, session: AsyncSession) -> list[Department]:
+    """Every department, in code order: a district has tens, not thousands."""
+    return list((await session.scalars(select(Department).order_by(Department.code))).all())
