@@ -38,6 +38,7 @@ async def import_sheet(
                 "created": plan.created,
                 "updated": sorted(plan.updated),
                 "unchanged": len(plan.unchanged),
+                "warnings": len(plan.warnings),
             },
         )
     return plan

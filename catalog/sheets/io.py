@@ -73,9 +73,7 @@ def _table(data: bytes, filename: str | None) -> Table:
     except UnicodeDecodeError as exc:  # bytes no text encoding reads
         raise InvalidInput(
             "The file is no workbook and neither UTF-8, UTF-16 nor GBK text.",
-            errors=[
-                FieldError("file", "Save the sheet as .xlsx, or as CSV UTF-8 (or GBK) text.")
-            ],
+            errors=[FieldError("file", "Save the sheet as .xlsx, or as CSV UTF-8 (or GBK) text.")],
         ) from exc
     return partial if partial.header_found else table
 

@@ -132,8 +132,14 @@ class Owners:
         names = {words(o.name): o for o in self.departments} | {
             o.code.lower(): o for o in self.departments
         }
-        close = difflib.get_close_matches(words(text).lower(), list(names), n=2, cutoff=0.4)
-        return list(dict.fromkeys(names[c] for c in close))
+        wanted = words(text).lower()
+        close = difflib.get_close_matches(wanted, list(names), n=3, cutoff=0.4)
+        best = [c for c in close if _likeness(wanted, c) == _likeness(wanted, close[0])]
+        return list(dict.fromkeys(names[c] for c in best))
+
+
+def _likeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
 
 
 def _in_order(short: str, name: str) -> bool:
@@ -229,8 +235,16 @@ def _vocab(key: str, raw: str, row: int, found: _Findings) -> Any:
                 return parse(kind, steps[0], location=location)
             except InvalidInput:
                 pass
-        found.items.extend(exc.errors)
+        found.items.extend(_unknown(raw, exc))
         return None
+
+
+def _unknown(raw: str, exc: InvalidInput) -> list[FieldError]:
+    """The vocabulary's errors, saying which value was not known."""
+    return [
+        FieldError(e.location, f"'{raw.strip()}' is not known here. {e.message}", e.type)
+        for e in exc.errors
+    ]
 
 
 def _number(raw: str, row: int, key: str, found: _Findings) -> float | None:
@@ -392,7 +406,7 @@ def _vocab_part(kind: type[Any], raw: str, row: int, key: str, found: _Findings)
     try:
         return parse(kind, raw, location=found.where(row, key))
     except InvalidInput as exc:
-        found.items.extend(exc.errors)
+        found.items.extend(_unknown(raw, exc))
         return None
 
 

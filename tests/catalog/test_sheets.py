@@ -1,5 +1,6 @@
 import io
 import zipfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -8,6 +9,8 @@ from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
 from broker.demo import ECONOMIC_INDICATORS_SHEET as SHEET
+from catalog.sheets.layout import COLUMNS, IGNORED
+from catalog.vocab import DataType, UpdateCycle, parse
 from support import catalog_data
 from support.audit_helpers import events
 from support.identities import Identities
@@ -243,3 +246,50 @@ async def test_allowed_values_split_on_the_separators_people_write(
     assert response.status_code == 200, response.text
     item = (await district.get("/v1/datasets/RK-1")).json()["items"][0]
     assert item["constraints"]["enum"] == ["男", "女", "未知"]
+
+
+def test_readme_lists_every_accepted_header_and_ignored_column() -> None:
+    """The README's sheet section is the importer's documentation: its table must be the layout."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### 目录 sheets") : readme.index("**Per-item columns.**")]
+    table = {
+        cells[0]: cells
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| column")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    assert set(table) == {c.header for c in COLUMNS}
+    for column in COLUMNS:
+        _header, aliases, per, required = table[column.header]
+        assert aliases.split(", ") == list(column.aliases), column.header
+        assert per.startswith("dataset" if column.dataset_level else "item"), column.header
+        assert required.startswith("yes") == column.required, column.header
+    for name in IGNORED:
+        assert name in section, name
+
+
+@pytest.mark.parametrize(
+    ("kind", "words", "code"),
+    [
+        (UpdateCycle, "月度 每月 月 按月 ＭＯＮＴＨＬＹ", "monthly"),
+        (UpdateCycle, "季度 每季 每季度 季", "quarterly"),
+        (UpdateCycle, "年度 每年 年 每年度", "annual"),
+        (UpdateCycle, "半年 每半年 半年度", "semiannual"),
+        (UpdateCycle, "每半月 半月 旬 每旬", "dekad"),
+        (UpdateCycle, "周 每周", "weekly"),
+        (UpdateCycle, "日 每日 每天", "daily"),
+        (UpdateCycle, "实时", "realtime"),
+        (UpdateCycle, "不定期 其他", "irregular"),
+        (DataType, "数字 数值 数值型 N 货币型", "decimal"),
+        (DataType, "文本 字符 字符型 字符串 C", "string"),
+        (DataType, "整数 整型 整数型 I", "integer"),
+        (DataType, "日期 日期型 D", "date"),
+        (DataType, "日期时间 日期时间型 T", "datetime"),
+        (DataType, "布尔 逻辑型 L", "boolean"),
+    ],
+)
+def test_everyday_and_full_width_words_read_as_the_vocabulary(
+    kind: type[UpdateCycle] | type[DataType], words: str, code: str
+) -> None:
+    for word in words.split():
+        assert parse(kind, word, location="x").value == code, word
