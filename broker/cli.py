@@ -17,16 +17,24 @@ from broker.audit import service as audit
 from broker.audit.export import ExportFormat, export_chunks
 from broker.audit.service import Actor, EventFilter
 from broker.auth import keys
-from broker.cli_support import run_in_session, run_read_only
+from broker.cli_support import (
+    DEBUG,
+    CommandFailed,
+    Commands,
+    check_database_folder,
+    run_in_session,
+    run_read_only,
+)
 from broker.config import Settings
-from core.errors import DomainError
 
 if TYPE_CHECKING:
     from broker.demo.scenario import Demo
     from catalog.departments.models import Department
 
 app = typer.Typer(
-    help="Data Resource Broker: serve the API and manage its database.", no_args_is_help=True
+    help="Data Resource Broker: serve the API and manage its database.",
+    no_args_is_help=True,
+    cls=Commands,
 )
 db_app = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
 openapi_app = typer.Typer(help="The OpenAPI document.", no_args_is_help=True)
@@ -47,8 +55,22 @@ CLI_ACTOR = Actor.system("cli")
 
 
 def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    raise CommandFailed(message)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="On a failure, show the traceback instead of one line saying what to do.",
+        ),
+    ] = False,
+) -> None:
+    """Data Resource Broker: serve the API and manage its database."""
+    ctx.meta[DEBUG] = debug
 
 
 DEMO_DIR_HELP = "The demo's directory (database, releases, files); default: a new temporary one."
@@ -86,6 +108,7 @@ def serve(
     else:
         settings = Settings()
         if settings.is_embedded_default:
+            check_database_folder(settings)
             migrations.upgrade(settings)
             typer.echo(f"database ready: {settings.database_url}")
     typer.echo(f"API docs: http://{host}:{port}/docs")
@@ -116,14 +139,19 @@ def _play_demo(directory: Path | None) -> "Demo":
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    migrations.upgrade(Settings(), revision)
+    settings = Settings()
+    check_database_folder(settings)
+    migrations.upgrade(settings, revision)
     typer.echo(f"upgraded to {revision}")
 
 
-@db_app.command("downgrade")
+# `-1` is a relative revision, not an option.
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target, e.g. -1 or base.")]) -> None:
     """Revert migrations down to REVISION."""
-    migrations.downgrade(Settings(), revision)
+    settings = Settings()
+    check_database_folder(settings)
+    migrations.downgrade(settings, revision)
     typer.echo(f"downgraded to {revision}")
 
 
@@ -193,22 +221,20 @@ def accounts_bootstrap(
 ) -> None:
     """Create the first platform admin on a fresh install (refused once one exists)."""
     settings = Settings()
+    check_database_folder(settings)
     if settings.is_embedded_default:
         migrations.upgrade(settings)
     act = accounts.recover_admin if recover else accounts.bootstrap
-    try:
-        secret = run_in_session(
-            settings,
-            lambda session: act(
-                session=session,
-                actor=CLI_ACTOR,
-                name=name,
-                department_code=department_code,
-                department_name=department_name,
-            ),
-        )
-    except DomainError as exc:
-        _fail(exc.detail)
+    secret = run_in_session(
+        settings,
+        lambda session: act(
+            session=session,
+            actor=CLI_ACTOR,
+            name=name,
+            department_code=department_code,
+            department_name=department_name,
+        ),
+    )
     done = "recovered" if recover else "created"
     typer.echo(f"{done} platform admin client '{name}' in department '{department_code}'")
     typer.echo(f"client secret (shown once, store it now): {secret}")
@@ -234,10 +260,7 @@ def token(account: Annotated[str, typer.Option(help="Account name to mint a toke
         )
         return minted
 
-    try:
-        typer.echo(run_in_session(settings, mint))
-    except DomainError as exc:
-        _fail(exc.detail)
+    typer.echo(run_in_session(settings, mint))
 
 
 @keys_app.command("rotate")
@@ -252,13 +275,10 @@ def keys_rotate() -> None:
 @keys_app.command("retire")
 def keys_retire(kid: Annotated[str, typer.Argument(help="Key id to retire.")]) -> None:
     """Stop trusting a key: tokens it signed are refused on every replica from now on."""
-    try:
-        row = run_in_session(
-            Settings(),
-            lambda session: accounts.retire_signing_key(session=session, actor=CLI_ACTOR, kid=kid),
-        )
-    except DomainError as exc:
-        _fail(exc.detail)
+    row = run_in_session(
+        Settings(),
+        lambda session: accounts.retire_signing_key(session=session, actor=CLI_ACTOR, kid=kid),
+    )
     typer.echo(f"retired {row.kid}")
 
 
@@ -316,20 +336,17 @@ def audit_export(
                 written += lines
         return total
 
-    try:
-        run_in_session(
-            settings,
-            lambda session: audit.register_export(
-                session=session,
-                actor=CLI_ACTOR,
-                format=chosen,
-                filters=filters,
-                output=output.name,
-            ),
-        )
-        total = run_read_only(settings, write)
-    except DomainError as exc:
-        _fail(exc.detail)
+    run_in_session(
+        settings,
+        lambda session: audit.register_export(
+            session=session,
+            actor=CLI_ACTOR,
+            format=chosen,
+            filters=filters,
+            output=output.name,
+        ),
+    )
+    total = run_read_only(settings, write)
     typer.echo(f"exported {total} events to {output}")
 
 
@@ -341,12 +358,9 @@ def audit_verify(
 ) -> None:
     """Recompute the hash chain; exit 1 and name the first broken seq if it does not verify."""
     token = checkpoint.read_text().strip() if checkpoint else None
-    try:
-        result = run_read_only(
-            Settings(), lambda session: audit.verify_chain(session=session, checkpoint=token)
-        )
-    except DomainError as exc:
-        _fail(exc.detail)
+    result = run_read_only(
+        Settings(), lambda session: audit.verify_chain(session=session, checkpoint=token)
+    )
     if result.ok:
         typer.echo(f"ok: {result.count} events, head seq {result.head_seq} hash {result.head_hash}")
         return
@@ -473,12 +487,7 @@ def catalog_import(
             dry_run=dry_run,
         )
 
-    try:
-        plan = run_in_session(Settings(), run)
-    except DomainError as exc:
-        for error in exc.errors:
-            typer.secho(f"  {error.location}: {error.message}", err=True)
-        _fail(exc.detail)
+    plan = run_in_session(Settings(), run)
     verb = "would create" if dry_run else "created"
     typer.echo(
         f"{plan.rows} rows: {verb} {len(plan.created)}, "
