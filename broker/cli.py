@@ -1,11 +1,13 @@
 """The `broker` command."""
 
 import asyncio
+import csv
+import errno
 import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from sqlalchemy import select
@@ -28,7 +30,10 @@ from broker.cli_support import (
 from broker.config import Settings
 
 if TYPE_CHECKING:
+    from broker.accounts.onboarding import AccountImportPlan
     from broker.demo.scenario import Demo
+    from broker.departments.onboarding import ImportPlan
+    from catalog.access import Viewer
     from catalog.departments.models import Department
 
 app = typer.Typer(
@@ -41,10 +46,12 @@ openapi_app = typer.Typer(help="The OpenAPI document.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The data resource catalog.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (people and department systems).", no_args_is_help=True)
+departments_app = typer.Typer(help="The district's departments.", no_args_is_help=True)
 keys_app = typer.Typer(help="The broker's token signing keys.", no_args_is_help=True)
 receipts_app = typer.Typer(help="Signed download receipts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(openapi_app, name="openapi")
+app.add_typer(departments_app, name="departments")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
@@ -454,6 +461,20 @@ async def _platform_department(session: AsyncSession) -> "Department":
     return platform
 
 
+async def _platform_viewer(session: AsyncSession) -> "Viewer":
+    """The catalog as the platform administrator sees it: every department's drafts too."""
+    from catalog.access import Viewer
+
+    platform = await _platform_department(session)
+    return Viewer(
+        department_id=platform.id,
+        department_code=platform.code,
+        is_platform=True,
+        is_platform_admin=True,
+        is_steward=True,
+    )
+
+
 @catalog_app.command("import")
 def catalog_import(
     file: Annotated[Path, typer.Argument(help="目录 sheet: CSV (UTF-8 or GBK) or XLSX.")],
@@ -461,20 +482,12 @@ def catalog_import(
 ) -> None:
     """Import a 目录 sheet as the platform (all or nothing, upsert by codes)."""
     from broker.sheets import service as catalog_import
-    from catalog.access import Viewer
     from catalog.sheets import service as sheets
 
     data = file.read_bytes()
 
     async def run(session: AsyncSession) -> sheets.ImportPlan:
-        platform = await _platform_department(session)
-        viewer = Viewer(
-            department_id=platform.id,
-            department_code=platform.code,
-            is_platform=True,
-            is_platform_admin=True,
-            is_steward=True,
-        )
+        viewer = await _platform_viewer(session)
         sheet = sheets.check_sheet(
             data=data, owners=await sheets.owners(session=session), viewer=viewer
         )
@@ -494,6 +507,179 @@ def catalog_import(
         f"{'would update' if dry_run else 'updated'} {len(plan.updated)}, "
         f"unchanged {len(plan.unchanged)}"
     )
+
+
+@catalog_app.command("export")
+def catalog_export(
+    format: Annotated[
+        str, typer.Option("--format", help="csv (UTF-8 with a BOM, as Excel opens it) or xlsx.")
+    ] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="File to write; default: CSV to standard output."),
+    ] = None,
+) -> None:
+    """Write the whole catalog (drafts too) as a 目录 sheet; it re-imports with no changes."""
+    from catalog.sheets import io as sheet_io
+    from catalog.sheets import service as sheets
+
+    if format not in ("csv", "xlsx"):
+        _fail("--format must be csv or xlsx")
+    if format == "xlsx" and output is None:
+        _fail("an XLSX workbook is binary: give --output FILE.xlsx")
+
+    async def rows(session: AsyncSession) -> list[list[str]]:
+        return await sheets.export_rows(session=session, viewer=await _platform_viewer(session))
+
+    exported = run_read_only(Settings(), rows)
+    content = (sheet_io.write_xlsx if format == "xlsx" else sheet_io.write_csv)(exported)
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return
+    output.write_bytes(content)
+    typer.echo(f"exported {len(exported)} items to {output}")
+
+
+def _report_import(plan: "ImportPlan", *, noun: str, source: str, dry_run: bool) -> None:
+    """What a department or account list changed (or would), one line per kind of change."""
+    if dry_run:
+        typer.echo(f"{source}: dry run, nothing written; {plan.rows} rows")
+        verbs = ("would create", "would update")
+    else:
+        typer.echo(f"{source}: {plan.rows} rows imported")
+        verbs = ("created", "updated")
+    typer.echo(f"  {verbs[0]} {len(plan.created)} {noun}(s): {' '.join(plan.created) or '-'}")
+    updated = " ".join(f"{key} ({', '.join(fields)})" for key, fields in plan.updated.items())
+    typer.echo(f"  {verbs[1]} {len(plan.updated)}: {updated or '-'}")
+    typer.echo(f"  unchanged {len(plan.unchanged)}: {' '.join(plan.unchanged) or '-'}")
+    for warning in plan.warnings:
+        typer.secho(f"  warning: {warning}", fg=typer.colors.YELLOW, err=True)
+
+
+@departments_app.command("import")
+def departments_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Department list (CSV, TSV, XLSX, XLS or ODS): 部门编码/code, 部门名称/name, "
+            "部门类型/kind, optionally 上级部门/parent."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option(help="Check the whole list and say what would change; write nothing.")
+    ] = False,
+) -> None:
+    """Register the district's departments from one list, all or nothing (re-running is safe).
+
+    A department already registered as the list says is unchanged; a changed name or parent is
+    updated; a changed kind is refused. Every problem is named by its row.
+    """
+    from broker.departments import onboarding
+
+    listing = onboarding.read_departments(file.read_bytes(), filename=file.name)
+    plan = run_in_session(
+        Settings(),
+        lambda session: onboarding.import_departments(
+            session=session, actor=CLI_ACTOR, listing=listing, source=file.name, dry_run=dry_run
+        ),
+    )
+    _report_import(plan, noun="department", source=file.name, dry_run=dry_run)
+
+
+SECRETS_FILE_HELP = (
+    "A new file to write the client secrets of new system accounts to, readable by you only "
+    "(mode 0600); it must not exist yet. Required when the list creates system accounts."
+)
+
+
+def _new_secrets_file(path: Path) -> IO[str]:
+    """`path`, created now for the caller alone (0600), never over an existing file."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+
+
+def _check_new_file(path: Path) -> None:
+    if path.exists():
+        raise FileExistsError(errno.EEXIST, "already exists", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such directory", str(path.parent))
+
+
+@accounts_app.command("import")
+def accounts_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Account list (CSV, TSV, XLSX, XLS or ODS): 账号/name, 类型/kind (person or "
+            "system), 部门/department, 角色/roles, optionally 显示名/display name."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option(help="Check the whole list and say what would change; write nothing.")
+    ] = False,
+    secrets_file: Annotated[
+        Path | None, typer.Option("--secrets-file", help=SECRETS_FILE_HELP)
+    ] = None,
+) -> None:
+    """Create the district's people and systems from one list, all or nothing.
+
+    Departments come first (`broker departments import`). An account already registered as the
+    list says is unchanged; changed roles or display names are updated; a changed department or
+    kind is refused. Secrets are never printed: they go to --secrets-file, once.
+    """
+    from broker.accounts import onboarding
+
+    listing = onboarding.read_accounts(file.read_bytes(), filename=file.name)
+    settings = Settings()
+    if dry_run and secrets_file is not None:
+        _check_new_file(secrets_file)
+    handle = _new_secrets_file(secrets_file) if secrets_file and not dry_run else None
+
+    async def run(session: AsyncSession) -> "AccountImportPlan":
+        plan = await onboarding.import_accounts(
+            session=session, actor=CLI_ACTOR, listing=listing, source=file.name, dry_run=dry_run
+        )
+        if plan.client_secrets and handle is None:
+            raise CommandFailed(
+                f"the list creates {len(plan.client_secrets)} system account(s) "
+                f"({', '.join(plan.client_secrets)}), and their client secrets are never "
+                "printed; nothing was imported. Run it again with --secrets-file PATH (a new "
+                "file, readable by you only), or make them person accounts."
+            )
+        if handle is not None and plan.client_secrets:
+            # Written before the commit: no account exists whose secret was never kept.
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["client_id", "client_secret"])
+            writer.writerows(plan.client_secrets.items())
+            handle.flush()
+            os.fsync(handle.fileno())
+        return plan
+
+    try:
+        plan = run_in_session(settings, run)
+    except BaseException:
+        if handle is not None and secrets_file is not None:
+            handle.close()
+            secrets_file.unlink(missing_ok=True)
+        raise
+    _report_import(plan, noun="account", source=file.name, dry_run=dry_run)
+    if handle is not None and secrets_file is not None:
+        handle.close()
+        if plan.client_secrets:
+            typer.echo(
+                f"  wrote the client secrets of {len(plan.client_secrets)} new system account(s) "
+                f"to {secrets_file} (readable by you only); each gets a token with "
+                "POST /oauth/token (client credentials)"
+            )
+        else:
+            secrets_file.unlink()
+            typer.echo(f"  no system account was created: {secrets_file} was not written")
+    elif dry_run and plan.new_clients and secrets_file is None:
+        typer.echo(
+            f"  the import creates {len(plan.new_clients)} system account(s): run it with "
+            "--secrets-file PATH to receive their client secrets"
+        )
 
 
 @app.command()

@@ -1,10 +1,15 @@
-"""Onboarding a district in bulk (issue 16): department and account lists over HTTP.
+"""Onboarding a district in bulk (issue 16): department and account lists, by CLI and over HTTP.
 
 All or nothing, every problem named by the row the sheet shows; a re-run changes nothing; the
-secrets of new system accounts are returned once.
+secrets of new system accounts are written once, to a file only the caller can read (CLI), or
+returned once (HTTP).
 """
 
+import csv
 import io
+import stat
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +22,7 @@ from broker.demo import DATA, district
 from catalog.departments.models import Department
 from support.audit_helpers import actions_after, events, head
 from support.identities import Identities
+from support.processes import BROKER_SCRIPT, REPO_ROOT, bootstrap_admin, environment, run_broker
 
 DISTRICT = DATA / "district.csv"
 ACCOUNTS = DATA / "accounts.csv"
@@ -28,6 +34,85 @@ async def count(app: FastAPI, model: type[Department] | type[Account]) -> int:
         total = await session.scalar(select(func.count()).select_from(model))
         await session.commit()
         return int(total or 0)
+
+
+def broker_fails(database_url: str, *args: str) -> str:
+    """Run `broker` expecting it to refuse; what it printed."""
+    done = subprocess.run(
+        [BROKER_SCRIPT, *args],
+        env=environment(database_url),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout + done.stderr
+
+
+def secrets_in(path: Path) -> dict[str, str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["client_id"]: row["client_secret"] for row in csv.DictReader(handle)}
+
+
+async def test_the_cli_onboards_the_demo_district_from_its_files(
+    database_url: str, app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    bootstrap_admin(database_url)
+    departments_before = await count(app, Department)
+
+    checked = run_broker(database_url, "departments", "import", str(DISTRICT), "--dry-run")
+    assert "would create 13 department(s)" in checked
+    assert await count(app, Department) == departments_before, "a dry run changes nothing"
+
+    bad = tmp_path / "district-with-a-bad-row.csv"
+    lines = DISTRICT.read_text(encoding="utf-8").splitlines()
+    lines[5] = "commerce,区商务委员会,ministry"  # the sheet's row 6
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    refused = broker_fails(database_url, "departments", "import", str(bad))
+    assert "nothing was imported" in refused
+    assert "row 6: kind 'ministry' is not a kind of department" in refused
+    assert await count(app, Department) == departments_before, "one bad row changes nothing"
+
+    imported = run_broker(database_url, "departments", "import", str(DISTRICT))
+    assert "created 13 department(s)" in imported
+    assert "unchanged 1: platform" in imported
+    assert await count(app, Department) == len(district())
+    again = run_broker(database_url, "departments", "import", str(DISTRICT))
+    assert f"unchanged {len(district())}" in again, "a re-run changes nothing"
+
+    accounts_before = await count(app, Account)
+    without = broker_fails(database_url, "accounts", "import", str(ACCOUNTS))
+    assert "--secrets-file" in without
+    assert await count(app, Account) == accounts_before
+
+    secrets = tmp_path / "secrets.csv"
+    created = run_broker(
+        database_url, "accounts", "import", str(ACCOUNTS), "--secrets-file", str(secrets)
+    )
+    assert "created 18 account(s)" in created
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600, "readable by the caller only"
+    written = secrets_in(secrets)
+    assert len(written) == 18
+    assert not [s for s in written.values() if s in created], "secrets are never printed"
+    token = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=("tax-steward", written["tax-steward"]),
+    )
+    assert token.status_code == 200, token.text
+    assert token.json()["scope"] == "steward"
+
+    kept = secrets.read_bytes()
+    overwrite = broker_fails(
+        database_url, "accounts", "import", str(ACCOUNTS), "--secrets-file", str(secrets)
+    )
+    assert "already exists" in overwrite
+    assert secrets.read_bytes() == kept, "a secrets file is never overwritten"
+    unchanged = run_broker(database_url, "accounts", "import", str(ACCOUNTS))
+    assert "unchanged 18" in unchanged
 
 
 async def test_the_http_import_plans_a_dry_run_and_then_creates_the_same(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.demo import DATA
 from support.processes import BROKER_SCRIPT, REPO_ROOT, environment, free_port
 
 
@@ -77,6 +78,39 @@ def test_catalog_import_of_a_missing_file_names_the_file(database_url: str, tmp_
     assert (
         line == f"{missing}: no such file or directory; check the path (and that its folder exists)"
     )
+
+
+def test_a_refused_list_prints_its_row_problems_without_a_traceback(
+    database_url: str, tmp_path: Path
+) -> None:
+    listing = tmp_path / "departments.csv"
+    listing.write_text("部门编码,部门名称,部门类型\ntax,区税务局,局\nstats,区统计局,部\n")
+    done = broker(database_url, "departments", "import", str(listing))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    summary, *rows = done.stderr.strip().splitlines()
+    assert "nothing was imported" in summary
+    assert rows == [
+        "  row 3: 部门类型 '部' is not a kind of department; write platform, bureau, street or "
+        "enterprise (平台、委办局、街镇、企业)."
+    ]
+
+
+def test_a_secrets_file_in_a_missing_directory_is_refused_before_anything_is_created(
+    database_url: str, tmp_path: Path
+) -> None:
+    secrets = tmp_path / "missing" / "secrets.csv"
+    line = one_line_failure(
+        broker(
+            database_url,
+            "accounts",
+            "import",
+            str(DATA / "accounts.csv"),
+            "--secrets-file",
+            str(secrets),
+        )
+    )
+    assert line.startswith(f"{secrets}: no such file or directory")
 
 
 @pytest.mark.parametrize("debug", [False, True])
