@@ -21,14 +21,16 @@ import httpx
 from alembic import command
 
 from broker import migrations
+from broker.accounts import onboarding
 from broker.accounts import service as accounts
 from broker.app import create_app
 from broker.audit.service import Actor
 from broker.config import Settings
 from broker.demo import (
+    DATA,
+    DISTRICT_SHEET,
     ECONOMIC_INDICATORS_SHEET,
     PLATFORM_BASE_SHEET,
-    bureaus,
     district,
     samples,
 )
@@ -38,6 +40,7 @@ DATABASE_FILE = "broker.db"
 RELEASES_DIR = "releases"
 AUDIT_EXPORT_FILE = "audit.jsonl"
 AGENDA_FILE = "coordination-agenda.md"
+ACCOUNT_LIST = DATA / "accounts.csv"
 SCENARIO = "econ"
 POPULATION_SCENARIO = "population"
 DEMO_ACTOR = Actor.system("demo")
@@ -88,17 +91,17 @@ ADMIN = Person("admin", "Platform administrator", "platform", ("platform_admin",
 
 
 def people() -> list[Person]:
-    """The accounts the administrator creates: a data steward per department, plus those the
-    case needs around them."""
-    stewards = [
-        Person(f"{d.code}-steward", f"{d.name}数据专员", d.code, ("steward",)) for d in district()
-    ]
+    """The accounts the administrator creates, as the district's account list (accounts.csv)
+    names them: a data steward per department, plus those the case needs around them."""
+    listing = onboarding.read_accounts(ACCOUNT_LIST.read_bytes(), filename=ACCOUNT_LIST.name)
     return [
-        Person("drc-requester", "区发展和改革委员会经济运行科", "drc", ("requester",)),
-        *stewards,
-        Person("platform-steward2", "区城市运行管理中心数据安全复核员", "platform", ("steward",)),
-        Person("deputy-head", "分管副区长", "platform", ("leader",)),
-        Person("auditor", "区城市运行管理中心安全审计员", "platform", ("auditor",)),
+        Person(
+            row.values["name"],
+            row.values["display_name"],
+            row.values["department"],
+            tuple(role.value for role in onboarding.named_roles(row.values["roles"])[0]),
+        )
+        for row in listing.rows
     ]
 
 
@@ -300,53 +303,46 @@ async def play(*, directory: Path, settings: Settings, out: Out = print) -> Demo
 
 
 async def seed_district(case: Case, admin_secret: str) -> dict[str, Credentials]:
-    """The bureaus and everyone's accounts, created by the platform administrator."""
+    """The bureaus and everyone's accounts, imported by the platform administrator from the
+    district's two lists (POST /v1/departments/import and /v1/accounts/import, the service
+    `broker departments import` and `broker accounts import` run)."""
     api = case.api
     admin = Credentials(ADMIN.name, ADMIN.display_name, ADMIN.department, ADMIN.roles, admin_secret)
     admin.access_token = await api.sign_in(admin.name, admin_secret)
-    for bureau in bureaus():
-        await api.call(
-            "admin",
-            "POST",
-            "/v1/departments",
-            json={"code": bureau.code, "name": bureau.name, "kind": bureau.kind},
-            expect=201,
-        )
+    registered = await api.json(
+        "admin",
+        "POST",
+        "/v1/departments/import",
+        files={"file": (DISTRICT_SHEET.name, DISTRICT_SHEET.read_bytes(), "text/csv")},
+    )
+    names = {d.code: d.name for d in district()}
     case.narrator.step(
         "admin",
-        f"registered the district's {len(bureaus())} bureaus: "
-        + "、".join(b.name.removeprefix("区") for b in bureaus()),
+        f"imported the district's department list ({DISTRICT_SHEET.name}): registered its "
+        f"{len(registered['created'])} bureaus: "
+        + "、".join(names[code].removeprefix("区") for code in registered["created"]),
     )
+    imported = await api.json(
+        "admin",
+        "POST",
+        "/v1/accounts/import",
+        files={"file": (ACCOUNT_LIST.name, ACCOUNT_LIST.read_bytes(), "text/csv")},
+    )
+    secrets: dict[str, str] = imported["client_secrets"]
     credentials = {admin.name: admin}
     for person in people():
-        account = await api.json(
-            "admin",
-            "POST",
-            "/v1/accounts",
-            json={
-                "name": person.name,
-                "display_name": person.display_name,
-                "kind": "client",
-                "department_code": person.department,
-                "roles": list(person.roles),
-            },
-            expect=201,
-        )
         credentials[person.name] = Credentials(
-            person.name,
-            person.display_name,
-            person.department,
-            person.roles,
-            account["client_secret"],
+            person.name, person.display_name, person.department, person.roles, secrets[person.name]
         )
     for entry in credentials.values():
         if not entry.access_token:
             entry.access_token = await api.sign_in(entry.name, entry.client_secret)
     case.narrator.step(
         "admin",
-        f"created {len(credentials) - 1} client accounts (a data steward per department, a second "
-        "platform steward for four-eyes, the 发改委 requester, the deputy district head, an "
-        "auditor); each got its token from /oauth/token",
+        f"imported the account list ({ACCOUNT_LIST.name}): {len(imported['created'])} client "
+        "accounts (a data steward per department, a second platform steward for four-eyes, the "
+        "发改委 requester, the deputy district head, an auditor), their secrets returned once; "
+        "each got its token from /oauth/token",
     )
     return credentials
 
