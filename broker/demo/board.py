@@ -4,10 +4,13 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# (header, how to read the cell from a board row); `ready` is what the scenario can use now.
+# (header, board key): the steps a line goes through (granted, delivered: an accepted release the
+# grant downloads, fresh: its latest period meets the need), then where the lines stand.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("items", "requested"),
-    ("ready", "ready"),
+    ("granted", "granted"),
+    ("delivered", "delivered"),
+    ("fresh", "fresh"),
     ("available", "available"),
     ("approved", "approved"),
     ("pending", "pending"),
@@ -28,8 +31,6 @@ def _left(text: str, columns: int) -> str:
 
 
 def _cell(row: Mapping[str, Any], key: str) -> int:
-    if key == "ready":
-        return int(row["available"]) + int(row["approved"])
     return int(row[key])
 
 

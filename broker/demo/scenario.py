@@ -277,10 +277,13 @@ async def play(*, directory: Path, settings: Settings, out: Out = print) -> Demo
             agenda = await coordinate(case)
             await request_population_extract(case)
             await deliver_releases(case)
+            await deliver_platform_copies(case)
+            await download_series(case)
             after = await api.json("drc-requester", "GET", f"/v1/scenarios/{SCENARIO}/readiness")
             narrator.say()
             narrator.say("Readiness board at the end:")
             narrator.say(boards.render(after))
+            await check_downloads(case, after)
             narrator.say()
             verification, export = await close_audit(case)
     narrator.say()
@@ -760,16 +763,20 @@ async def deliver_releases(case: Case) -> None:
         f"/v1/grants/{case.grants['SW-SSSR']}/data",
         params={"format": "csv"},
     )
-    case.downloads["SW-SSSR"] = tax.text
-    narrator.step("drc-requester", f"downloaded 税收收入 through its grant: {_pairs(tax.text)}")
+    # CSV downloads start with a byte order mark, for Excel; utf-8-sig reads past it.
+    case.downloads["SW-SSSR"] = tax.content.decode("utf-8-sig")
+    narrator.step(
+        "drc-requester",
+        f"downloaded 税收收入 through its grant: {_pairs(case.downloads['SW-SSSR'])}",
+    )
     masked = await api.call(
         "drc-requester",
         "GET",
         f"/v1/grants/{case.grants['PT-RKMX-D']}/data",
         params={"format": "csv"},
     )
-    case.downloads["PT-RKMX-D"] = masked.text
-    rows = masked.text.strip().splitlines()
+    case.downloads["PT-RKMX-D"] = masked.content.decode("utf-8-sig")
+    rows = case.downloads["PT-RKMX-D"].strip().splitlines()
     narrator.step(
         "drc-requester",
         f"downloaded the population extract through its grant: {len(rows) - 1} rows, "
@@ -777,6 +784,109 @@ async def deliver_releases(case: Case) -> None:
     )
     for row in rows[:4]:
         narrator.say(f"       {row}")
+
+
+async def deliver_platform_copies(case: Case) -> None:
+    """The platform delivers its copy (已归集) of every granted dataset no owner delivered, for
+    its latest complete period; the owner-held data without a copy waits for its owner."""
+    api, narrator = case.api, case.narrator
+    some_line = next(iter(case.lines.values()))
+    request = await api.json("drc-requester", "GET", f"/v1/requests/{some_line['request_id']}")
+    case.lines = {line["item_code"]: line for line in request["lines"]}
+    granted = sorted({line["dataset_code"] for line in case.lines.values() if line["grant_id"]})
+    delivered = {"TJ-GYQY-M", "SW-SSSR-M", "SWW-XFLS-M", "PT-RKMX-D"}
+    copies, waiting = [], []
+    for code in granted:
+        if code in delivered:
+            continue
+        dataset = await api.json("platform-steward", "GET", f"/v1/datasets/{code}")
+        if not dataset["aggregated"]:
+            waiting.append(code)
+            continue
+        items = [(item["code"], item["data_type"]) for item in dataset["items"]]
+        period = samples.latest_full_period(dataset["update_cycle"], samples.district_today())
+        await _upload(
+            case,
+            "platform-steward",
+            samples.indicator_file(code, items, period),
+            expect=201,
+            copy="platform",
+        )
+        copies.append(code)
+    narrator.step(
+        "platform-steward",
+        f"delivered the platform copies (已归集) of {len(copies)} granted datasets for their "
+        f"latest periods; {len(waiting)} without a copy wait for their owners "
+        f"({', '.join(waiting)})",
+    )
+
+
+SERIES_ITEM = "TJ-GYZCZ"
+
+
+async def download_series(case: Case) -> None:
+    """Twelve months of 规模以上工业总产值: the platform's copy holds the history, the owner's
+    file the latest month, and the grant serves each period from the preferred copy."""
+    api, narrator = case.api, case.narrator
+    dataset = await api.json("platform-steward", "GET", "/v1/datasets/TJ-GYQY-M")
+    items = [(item["code"], item["data_type"]) for item in dataset["items"]]
+    latest = samples.latest_full_period("monthly", samples.district_today())
+    months = samples.months_back(latest[1], 12)
+    for period in months[:-1]:
+        sample = samples.indicator_file("TJ-GYQY-M", items, period)
+        await _upload(case, "platform-steward", sample, expect=201, copy="platform")
+    narrator.step(
+        "platform-steward",
+        f"delivered the platform copy's history of TJ-GYQY-M: {months[0][0]:%Y-%m} to "
+        f"{months[-2][0]:%Y-%m}",
+    )
+    grant = str(case.lines[SERIES_ITEM]["grant_id"])
+    case.grants[SERIES_ITEM] = grant
+    series = await api.call(
+        "drc-requester",
+        "GET",
+        f"/v1/grants/{grant}/data",
+        params={
+            "format": "csv",
+            "from": f"{months[0][0]:%Y-%m}",
+            "to": f"{months[-1][0]:%Y-%m}",
+            "periods": "true",
+        },
+    )
+    case.downloads[SERIES_ITEM] = series.text
+    rows = list(csv.DictReader(io.StringIO(series.text.lstrip("\ufeff"))))
+    copies = [c.strip() for c in series.headers.get("x-release-copy", "").split(",")]
+    narrator.step(
+        "drc-requester",
+        f"downloaded 规模以上工业总产值 for {months[0][0]:%Y-%m}..{months[-1][0]:%Y-%m}: "
+        f"{len(rows)} monthly rows with period_start/period_end "
+        f"({copies.count('platform')} from the platform copy, {copies.count('owner')} from the "
+        "owner's):",
+    )
+    narrator.say(
+        "       " + "  ".join(f"{row['period_start'][:7]} {row[SERIES_ITEM]}" for row in rows[-4:])
+    )
+
+
+async def check_downloads(case: Case, board: Mapping[str, Any]) -> None:
+    """Try every grant of the scenario as the lead would: what downloads is what the board
+    counts as delivered."""
+    downloaded = 0
+    granted = [line for line in case.lines.values() if line["grant_id"]]
+    for line in granted:
+        response = await case.api.http.get(
+            f"/v1/grants/{line['grant_id']}/data",
+            headers={"Authorization": f"Bearer {case.api.tokens['drc-requester']}"},
+        )
+        if response.status_code not in (200, 403, 404):  # 403: for in-platform use only
+            raise DemoError(f"download of {line['item_code']}: {response.status_code}")
+        downloaded += response.status_code == 200
+    if downloaded != board["delivered"]:
+        raise DemoError(f"{downloaded} grants download but the board counts {board['delivered']}")
+    case.narrator.say(
+        f"  tried every grant as the lead: {downloaded} of {len(granted)} download, "
+        "as the board counts them delivered"
+    )
 
 
 def _pairs(text: str) -> str:
@@ -787,7 +897,9 @@ def _pairs(text: str) -> str:
     )
 
 
-async def _upload(case: Case, who: str, sample: samples.Sample, *, expect: int) -> dict[str, Any]:
+async def _upload(
+    case: Case, who: str, sample: samples.Sample, *, expect: int, copy: str = "owner"
+) -> dict[str, Any]:
     response = await case.api.call(
         who,
         "POST",
@@ -796,6 +908,7 @@ async def _upload(case: Case, who: str, sample: samples.Sample, *, expect: int) 
         data={
             "period_start": sample.period_start.isoformat(),
             "period_end": sample.period_end.isoformat(),
+            "copy": copy,
         },
         expect=expect,
     )

@@ -5,12 +5,15 @@ BROKER_TEST_DATABASE_URL.
 """
 
 import codecs
+import csv
+import io
 import json
 import os
 import re
 import subprocess
 import time
 from contextlib import ExitStack
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -20,26 +23,27 @@ from broker.audit.chain import GENESIS_HASH, compute_hash
 from broker.demo import samples, scenario
 from support.processes import BROKER_SCRIPT, READY_TIMEOUT_SECONDS, free_port, stop
 
-# department code -> (items, ready, available, approved, pending, escalated, rejected, withdrawn)
+# department code -> (items, granted, delivered, fresh, available, approved, pending, escalated,
+# rejected, withdrawn)
 AFTER = {
-    "stats": (22, 22, 20, 2, 0, 0, 0, 0),
-    "commerce": (12, 12, 0, 12, 0, 0, 0, 0),
-    "tax": (10, 9, 2, 7, 0, 0, 1, 0),
-    "finance": (6, 6, 6, 0, 0, 0, 0, 0),
-    "market": (6, 6, 6, 0, 0, 0, 0, 0),
-    "housing": (5, 5, 5, 0, 0, 0, 0, 0),
-    "hrss": (5, 5, 3, 2, 0, 0, 0, 0),
-    "platform": (5, 5, 3, 2, 0, 0, 0, 0),
-    "scitech": (5, 5, 5, 0, 0, 0, 0, 0),
-    "culture": (4, 4, 4, 0, 0, 0, 0, 0),
-    "drc": (4, 4, 4, 0, 0, 0, 0, 0),
-    "finsvc": (4, 4, 4, 0, 0, 0, 0, 0),
-    "invest": (4, 4, 4, 0, 0, 0, 0, 0),
-    "planning": (3, 3, 3, 0, 0, 0, 0, 0),
+    "stats": (22, 22, 20, 20, 20, 2, 0, 0, 0, 0),
+    "commerce": (12, 12, 4, 4, 0, 12, 0, 0, 0, 0),
+    "tax": (10, 9, 8, 8, 2, 7, 0, 0, 1, 0),
+    "finance": (6, 6, 6, 6, 6, 0, 0, 0, 0, 0),
+    "market": (6, 6, 6, 6, 6, 0, 0, 0, 0, 0),
+    "housing": (5, 5, 5, 5, 5, 0, 0, 0, 0, 0),
+    "hrss": (5, 5, 3, 3, 3, 2, 0, 0, 0, 0),
+    "platform": (5, 5, 5, 5, 3, 2, 0, 0, 0, 0),
+    "scitech": (5, 5, 5, 5, 5, 0, 0, 0, 0, 0),
+    "culture": (4, 4, 4, 4, 4, 0, 0, 0, 0, 0),
+    "drc": (4, 4, 4, 4, 4, 0, 0, 0, 0, 0),
+    "finsvc": (4, 4, 4, 4, 4, 0, 0, 0, 0, 0),
+    "invest": (4, 4, 4, 4, 4, 0, 0, 0, 0, 0),
+    "planning": (3, 3, 3, 3, 3, 0, 0, 0, 0, 0),
 }
-ROW = re.compile(r"^\s+(?P<name>\S.*?) \((?P<code>[a-z]+)\)\s+(?P<counts>\d+(?:\s+\d+){7})$")
+ROW = re.compile(r"^\s+(?P<name>\S.*?) \((?P<code>[a-z]+)\)\s+(?P<counts>\d+(?:\s+\d+){9})$")
 TOTAL = re.compile(
-    r"^\s+合计 TOTAL \((?P<departments>\d+) departments\)\s+(?P<counts>\d+(?:\s+\d+){7})$"
+    r"^\s+合计 TOTAL \((?P<departments>\d+) departments\)\s+(?P<counts>\d+(?:\s+\d+){9})$"
 )
 
 
@@ -80,10 +84,11 @@ def test_demo_plays_95_items_from_14_departments_to_a_verified_audit_export(
 
     before, after = printed_boards(output)
     assert len(before) == len(after) == 15, "14 departments and the total"
-    assert before["TOTAL"] == (95, 69, 69, 0, 24, 0, 2, 0)
+    assert before["TOTAL"] == (95, 69, 0, 0, 69, 0, 24, 0, 2, 0), "nothing delivered yet"
     assert "coverage: 69/95 ready" in output
     assert {code: counts for code, counts in after.items() if code != "TOTAL"} == AFTER
-    assert after["TOTAL"] == (95, 94, 69, 25, 0, 0, 1, 0)
+    assert after["TOTAL"] == (95, 94, 81, 81, 69, 25, 0, 0, 1, 0)
+    assert "tried every grant as the lead: 81 of 94 download" in output
     assert "coverage: 94/95 ready" in output
     assert "区住房和城乡建设管理委员会 (housing)" in output
     assert (demo.before["coverage"], demo.after["coverage"]) == ("69/95 ready", "94/95 ready")
@@ -124,6 +129,19 @@ def test_demo_plays_95_items_from_14_departments_to_a_verified_audit_export(
         assert identity != person[0]
         assert born == person[3]
         assert phone == (f"{str(person[4])[:3]}****{str(person[4])[-4:]}" if person[4] else "")
+    # A year of monthly industrial output: eleven months from the platform copy, the latest month
+    # from the owner's file, each row with its period.
+    series = list(csv.DictReader(io.StringIO(demo.downloads["TJ-GYZCZ"].lstrip("\ufeff"))))
+    assert [row["period_start"][:7] for row in series] == [
+        f"{start:%Y-%m}"
+        for start, _ in samples.months_back(date.fromisoformat(series[-1]["period_end"]), 12)
+    ]
+    assert series[-1]["TJ-GYZCZ"] == "168.42"
+    assert (
+        "12 monthly rows with period_start/period_end "
+        "(11 from the platform copy, 1 from the owner's)" in output
+    )
+
     clear = [str(v) for person in people for v in (person[0], person[4]) if v]
     assert not [value for value in clear if value in output], "nothing printed unmasked"
 
