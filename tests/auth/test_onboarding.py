@@ -311,3 +311,33 @@ async def test_only_the_platform_admin_imports_lists(
     )
     assert refused.status_code == 403, refused.text
     assert (await count(app, Department), await count(app, Account)) == before
+
+
+def test_the_cli_exports_the_catalog_as_a_sheet_that_reimports_unchanged(
+    database_url: str, tmp_path: Path
+) -> None:
+    bootstrap_admin(database_url)
+    run_broker(database_url, "departments", "import", str(DISTRICT))
+    run_broker(database_url, "catalog", "import", str(DATA / "economic_indicators_95.csv"))
+
+    printed = subprocess.run(
+        [BROKER_SCRIPT, "catalog", "export"],
+        env=environment(database_url),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert printed.startswith(b"\xef\xbb\xbf"), "a BOM, so that Excel reads it as UTF-8"
+    rows = list(csv.reader(io.StringIO(printed.decode("utf-8-sig"))))
+    assert len(rows) == 1 + 95
+    binary = broker_fails(database_url, "catalog", "export", "--format", "xlsx")
+    assert "give --output FILE.xlsx" in binary
+
+    workbook_file = tmp_path / "catalog.xlsx"
+    written = run_broker(
+        database_url, "catalog", "export", "--format", "xlsx", "-o", str(workbook_file)
+    )
+    assert f"exported 95 items to {workbook_file}" in written
+    checked = run_broker(database_url, "catalog", "import", str(workbook_file), "--dry-run")
+    assert "would create 0, would update 0, unchanged 30" in checked
