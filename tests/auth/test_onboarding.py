@@ -17,8 +17,10 @@ from fastapi import FastAPI
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from broker.accounts.onboarding import ACCOUNT_COLUMNS
 from broker.auth.models import Account
 from broker.demo import DATA, district
+from broker.departments.onboarding import DEPARTMENT_COLUMNS, ListColumn
 from catalog.departments.models import Department
 from support.audit_helpers import actions_after, events, head
 from support.identities import Identities
@@ -341,3 +343,22 @@ def test_the_cli_exports_the_catalog_as_a_sheet_that_reimports_unchanged(
     assert f"exported 95 items to {workbook_file}" in written
     checked = run_broker(database_url, "catalog", "import", str(workbook_file), "--dry-run")
     assert "would create 0, would update 0, unchanged 30" in checked
+
+
+@pytest.mark.parametrize(
+    ("table", "columns"), [("department", DEPARTMENT_COLUMNS), ("account", ACCOUNT_COLUMNS)]
+)
+def test_the_readme_lists_every_header_a_list_may_use(
+    table: str, columns: tuple[ListColumn, ...]
+) -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Onboarding a district") : readme.index("The rules:")]
+    rows = section[section.index(f"| {table} column |") :].split("\n\n")[0].splitlines()[2:]
+    documented = {
+        cells[0]: cells[1].split(", ")
+        for line in rows
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    assert documented == {
+        f"{c.key}{' (required)' if c.required else ''}": [*c.headers, c.key] for c in columns
+    }
