@@ -343,6 +343,26 @@ SPEC: dict[str, Rule] = {
         200,
         403,
     ),
+    "import_departments": Rule(
+        Call(
+            "POST",
+            "/v1/departments/import?dry_run=true",
+            upload="部门编码,部门名称,部门类型\r\nnewdept,新部门,委办局\r\n".encode(),
+        ),
+        ADMIN,
+        200,
+        403,
+    ),
+    "import_accounts": Rule(
+        Call(
+            "POST",
+            "/v1/accounts/import?dry_run=true",
+            upload="账号,类型,部门,角色\r\nnew.person,人员,tax,数据专员\r\n".encode(),
+        ),
+        ADMIN,
+        200,
+        403,
+    ),
     "export_catalog_sheet": Rule(Call("GET", "/v1/catalog/export?format=csv"), EVERYONE, 200, 200),
     "export_catalog_dcat": Rule(Call("GET", "/v1/catalog/dcat"), EVERYONE, 200, 200),
     "list_audit_events": Rule(Call("GET", "/v1/audit/events"), AUDIT, 200, 403),
