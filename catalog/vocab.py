@@ -368,18 +368,27 @@ def words(raw: str) -> str:
     return "".join(unicodedata.normalize("NFKC", raw).split())
 
 
+def _words_of(kind: type[enum.StrEnum]) -> dict[str, str]:
+    """Every word `parse` accepts for a vocabulary, lower-cased, to its code."""
+    known = _WORDS.get(kind)
+    if known is None:
+        written = {v: k for k, v in LABELS.get(kind, {}).items()} | ALIASES.get(kind, {})
+        known = {m.value.lower(): m.value for m in kind}
+        known |= {word.lower(): code for word, code in written.items() if word.lower() not in known}
+        _WORDS[kind] = known
+    return known
+
+
+_WORDS: dict[type[enum.StrEnum], dict[str, str]] = {}
+
+
 def parse(kind: type[E], raw: str, *, location: str) -> E:
     """A vocabulary value from its code, its Chinese label or a word people write for it
     (`ALIASES`); full-width characters, spaces and ASCII case do not matter. The error lists
     what is allowed."""
-    text = words(raw)
-    for member in kind:
-        if text.lower() == member.value.lower():
-            return member
-    by_label = {v: k for k, v in LABELS.get(kind, {}).items()} | ALIASES.get(kind, {})
-    by_word = {word.lower(): code for word, code in by_label.items()}
-    if text.lower() in by_word:
-        return kind(by_word[text.lower()])
+    code = _words_of(kind).get(words(raw).lower())
+    if code is not None:
+        return kind(code)
     allowed = ", ".join(
         f"{m.value} ({LABELS[kind][m.value]})" if kind in LABELS else m.value for m in kind
     )

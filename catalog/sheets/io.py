@@ -165,13 +165,17 @@ def read_sheet(data: bytes, *, filename: str | None = None) -> Sheet:
             "The sheet has a header but no data rows.",
             errors=[FieldError(f"row {table.header_row + 1}", "Add rows.")],
         )
+    kept = [(position, column.key) for position, column in enumerate(columns) if column]
     rows = []
     for table_row in table.rows:
-        values = {
-            column.key: restore_cell(cell_text(cell).strip())
-            for column, cell in zip(columns, table_row.cells, strict=False)
-            if column is not None
-        }
+        cells = table_row.cells
+        values: dict[str, str] = {}
+        for position, key in kept:
+            cell = cells[position] if position < len(cells) else None
+            if cell is None:
+                continue
+            text = (cell if isinstance(cell, str) else cell_text(cell)).strip()
+            values[key] = restore_cell(text) if text.startswith("'") else text
         rows.append(SheetRow(number=table_row.number, values=values))
     return Sheet(rows=rows, headers=headers, warnings=warnings)
 
