@@ -82,9 +82,9 @@ ITEM_VOCABULARY: dict[str, type[Any]] = {
 }
 # 资源分类 written as the 指南's path (部门信息资源/区统计局/...): its first step is the category.
 CATEGORY_PATH = re.compile(r"[/>＞》\\|-]")
-# Excel counts days from 1899-12-30 (its 1900 leap-year bug included); 2958465 is 9999-12-31.
+# Excel counts days from 1899-12-30 (its 1900 leap-year bug included). Only five-digit serials
+# (1927-05-18 to 2173-10-14) are read as dates: a bare year such as 2024 is refused, not 1905.
 EXCEL_EPOCH = date(1899, 12, 30)
-EXCEL_LAST_SERIAL = 2958465
 DATE_FORMS = (
     re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"),
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$"),
@@ -263,8 +263,8 @@ def _date(raw: str, row: int, key: str, found: _Findings) -> date | None:
     if not raw:
         return None
     text = _clean(raw) if "年" in raw else unicodedata.normalize("NFKC", raw).strip()
-    serial = re.fullmatch(r"(\d{1,7})(?:\.0+)?", text)
-    if serial and len(text) != 8 and 0 < int(serial.group(1)) <= EXCEL_LAST_SERIAL:
+    serial = re.fullmatch(r"(\d{5})(?:\.0+)?", text)
+    if serial:
         return EXCEL_EPOCH + timedelta(days=int(serial.group(1)))
     for form in DATE_FORMS:
         match = form.match(text)

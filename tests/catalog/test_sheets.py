@@ -293,3 +293,15 @@ def test_everyday_and_full_width_words_read_as_the_vocabulary(
 ) -> None:
     for word in words.split():
         assert parse(kind, word, location="x").value == code, word
+
+
+async def test_a_bare_year_is_refused_as_a_date_not_read_as_an_excel_serial(
+    district: httpx.AsyncClient,
+) -> None:
+    header = ["资源代码", "资源名称", "提供单位", "资源分类", "信息项编码", "信息项名称"]
+    header += ["数据类型", "共享类型", "更新周期", "共享条件", "数据起始日期"]
+    response = await upload(district, sheet([*GOOD, "2024"], header=header))
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["location"] == "row 2, 数据起始日期"
+    assert "2024年1月31日" in error["message"]
