@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from broker.auth.models import AccountKind, Role
-from broker.departments.schemas import ImportResult
+from broker.departments.schemas import DirectoryImportResult
 from catalog.departments.schemas import DepartmentCode
 
 AccountName = Annotated[
@@ -82,7 +82,7 @@ class JsonWebKeySet(BaseModel):
     keys: list[dict[str, str]]
 
 
-class AccountImportResult(ImportResult):
+class AccountImportResult(DirectoryImportResult):
     new_clients: list[str] = Field(
         description="System accounts created (or that would be, in a dry run); each gets a "
         "client secret."

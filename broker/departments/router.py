@@ -7,7 +7,7 @@ from broker.audit.dependencies import AuditActor
 from broker.auth.dependencies import Authenticated, PlatformAdmin
 from broker.departments import onboarding
 from broker.departments import service as departments
-from broker.departments.schemas import ImportResult
+from broker.departments.schemas import DirectoryImportResult
 from broker.kit.etags import PRECONDITIONS, IfMatch, etag_for, required_version
 from broker.kit.heavy_work import HeavyWorkDep
 from broker.kit.idempotency import Idempotent
@@ -96,7 +96,7 @@ async def update_department(
     return DepartmentRead.model_validate(department)
 
 
-@router.post("/import", response_model=ImportResult)
+@router.post("/import", response_model=DirectoryImportResult)
 async def import_departments(
     session: SessionDep,
     _admin: PlatformAdmin,
@@ -110,7 +110,7 @@ async def import_departments(
         ),
     ],
     dry_run: DryRun = False,
-) -> ImportResult:
+) -> DirectoryImportResult:
     """Register a district's departments from one list, all or nothing.
 
     Existing departments the list repeats are unchanged; changed names and parents are updated;
@@ -123,4 +123,4 @@ async def import_departments(
     plan = await onboarding.import_departments(
         session=session, actor=actor, listing=listing, source=file.filename, dry_run=dry_run
     )
-    return ImportResult(dry_run=dry_run, **vars(plan))
+    return DirectoryImportResult(dry_run=dry_run, **vars(plan))

@@ -1,7 +1,7 @@
 from pydantic import BaseModel, Field
 
 
-class ImportResult(BaseModel):
+class DirectoryImportResult(BaseModel):
     """What a department or account list changed, or would change in a dry run."""
 
     dry_run: bool
