@@ -194,3 +194,23 @@ async def test_a_sheet_as_offices_make_it_imports_or_names_row_and_fix(
 
     again = await upload(district, case, dry_run=True)
     assert again.json()["unchanged"] == list(case.created), "importing twice changes nothing"
+
+
+async def test_the_corpus_sent_as_releases_is_answered_without_a_500(
+    district: httpx.AsyncClient,
+) -> None:
+    """The same files uploaded where data goes, by mistake: refused or kept as rejected, never
+    a server error."""
+    english = next(c for c in CASES if c.name == "english_headers")
+    assert (await upload(district, english, dry_run=False)).status_code == 200
+    for month, case in enumerate(CASES, start=1):
+        year, month_of_year = 2020 + (month - 1) // 12, (month - 1) % 12 + 1
+        response = await district.post(
+            "/v1/datasets/TJ-EN-M/releases",
+            files={"file": (case.filename, case.data, "application/octet-stream")},
+            data={
+                "period_start": f"{year}-{month_of_year:02d}-01",
+                "period_end": f"{year}-{month_of_year:02d}-28",
+            },
+        )
+        assert response.status_code < 500, (case.name, response.text)
