@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     SQLColumnExpression,
+    String,
     and_,
     case,
     false,
@@ -19,6 +19,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
@@ -141,99 +143,115 @@ def _filters(
     return conditions
 
 
-def _base(params: SearchParams, viewer: Viewer, dialect: str) -> Select[Any]:
-    return (
-        select(Dataset)
-        .join(Department, Dataset.owner_department_id == Department.id)
-        .where(and_(*_filters(params, viewer, dialect)))
-    )
-
-
 async def search_datasets(
     *, session: AsyncSession, viewer: Viewer, params: SearchParams
 ) -> tuple[list["SearchHit"], int, dict[str, list[tuple[str, int]]]]:
-    """One page of matching datasets with their scores, the total, and facet counts."""
+    """One page of matching datasets with their scores, the total, and facet counts.
+
+    Two statements whatever the catalog's size: the page (ordered ids first, then the page's rows
+    with their item counts), and the total with every facet counted in one pass over the matches.
+    """
     dialect = session.get_bind().dialect.name
-    score = _score(params).label("score")
+    page = await _page(session, params, viewer, dialect)
+    total, facets = await _facets(session, params, viewer, dialect)
+    return page, total, facets
+
+
+async def _page(
+    session: AsyncSession, params: SearchParams, viewer: Viewer, dialect: str
+) -> list[SearchHit]:
+    """The page's datasets: ordered and cut on ids alone, so only they are loaded and counted."""
+    raw = _score(params)
     code = _ordered(Dataset.code, dialect)
-    item_count = (
-        select(func.count(DataItem.id))
-        .where(DataItem.dataset_id == Dataset.id)
-        .correlate(Dataset)
-        .scalar_subquery()
-        .label("item_count")
-    )
-    query = (
-        _base(params, viewer, dialect)
-        .add_columns(score, item_count)
-        .options(raiseload(Dataset.items))
+    ids = (
+        select(Dataset.id, raw.label("score"))
+        .join(Department, Dataset.owner_department_id == Department.id)
+        .where(and_(*_filters(params, viewer, dialect)))
     )
     if params.sort == "updated":
-        query = query.order_by(Dataset.updated_at.desc(), code)
+        ids = ids.order_by(Dataset.updated_at.desc(), code)
         if params.after:
             moment = params.after["u"]
-            query = query.where(
+            ids = ids.where(
                 or_(
                     Dataset.updated_at < moment,
                     and_(Dataset.updated_at == moment, code > params.after["c"]),
                 )
             )
     else:
-        query = query.order_by(score.desc(), code)
+        ids = ids.order_by(raw.desc(), code)
         if params.after:
-            raw = _score(params)
-            query = query.where(
+            ids = ids.where(
                 or_(
                     raw < params.after["s"],
                     and_(raw == params.after["s"], code > params.after["c"]),
                 )
             )
-    rows = (await session.execute(query.limit(params.limit + 1))).all()
-    page = [SearchHit(row[0], int(row[1]), int(row[2])) for row in rows]
-    total = (
-        await session.execute(
-            select(func.count()).select_from(_base(params, viewer, dialect).subquery())
-        )
-    ).scalar_one()
-    facets = {name: await _facet(session, params, viewer, dialect, name) for name in FACETS}
-    return page, int(total), facets
-
-
-async def _facet(
-    session: AsyncSession, params: SearchParams, viewer: Viewer, dialect: str, name: str
-) -> list[tuple[str, int]]:
-    """Counts per value of one field over the current results."""
-    columns: dict[str, SQLColumnExpression[Any]] = {
-        "owner": Department.code,
-        "category": Dataset.category,
-        "base_kind": Dataset.base_kind,
-        "share_type": Dataset.share_type,
-        "sensitivity": Dataset.sensitivity,
-        "data_grade": Dataset.data_grade,
-        "update_cycle": Dataset.update_cycle,
-        "freshness": _freshness_expression(params.now),
-        "aggregated": Dataset.aggregated,
-    }
-    column: ColumnElement[Any] = columns[name].label("value")
+    chosen = ids.limit(params.limit + 1).subquery("chosen")
+    item_count = (
+        select(func.count(DataItem.id))
+        .where(DataItem.dataset_id == Dataset.id)
+        .correlate(Dataset)
+        .scalar_subquery()
+    )
     query = (
-        select(column, func.count())
+        select(Dataset, chosen.c.score, item_count)
+        .join(chosen, chosen.c.id == Dataset.id)
+        .options(raiseload(Dataset.items))
+    )
+    query = (
+        query.order_by(Dataset.updated_at.desc(), code)
+        if params.sort == "updated"
+        else query.order_by(chosen.c.score.desc(), code)
+    )
+    rows = (await session.execute(query)).all()
+    return [SearchHit(row[0], int(row[1]), int(row[2])) for row in rows]
+
+
+def _facet_columns(now: datetime) -> dict[str, ColumnElement[str]]:
+    """Each facet's value as text, so all of them can be counted in one statement."""
+    columns: dict[str, ColumnElement[str]] = {"owner": type_coerce(Department.code, String)}
+    for name in (
+        "category",
+        "base_kind",
+        "share_type",
+        "sensitivity",
+        "data_grade",
+        "update_cycle",
+    ):
+        columns[name] = type_coerce(getattr(Dataset, name), String)
+    columns["freshness"] = _freshness_expression(now)
+    columns["aggregated"] = case((Dataset.aggregated, literal("true")), else_=literal("false"))
+    return columns
+
+
+async def _facets(
+    session: AsyncSession, params: SearchParams, viewer: Viewer, dialect: str
+) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+    """The number of matches and the counts per value of every facet over them."""
+    columns = _facet_columns(params.now)
+    matched = (
+        select(*(column.label(name) for name, column in columns.items()))
         .select_from(Dataset)
         .join(Department, Dataset.owner_department_id == Department.id)
         .where(and_(*_filters(params, viewer, dialect)))
-        .group_by(column)
+        .cte("matched")
     )
-    counts = [
-        (_facet_value(value), int(count))
-        for value, count in (await session.execute(query)).all()
-        if value is not None
+    parts = [
+        select(literal(name).label("facet"), matched.c[name].label("value"), func.count()).group_by(
+            matched.c[name]
+        )
+        for name in FACETS
     ]
-    return sorted(counts, key=lambda pair: (-pair[1], pair[0]))
-
-
-def _facet_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(getattr(value, "value", value))
+    query = union_all(*parts)
+    counts: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
+    for facet, value, count in (await session.execute(query)).all():
+        if value is not None:
+            counts[facet].append((str(value), int(count)))
+    total = sum(count for _value, count in counts["freshness"])
+    return total, {
+        name: sorted(pairs, key=lambda pair: (-pair[1], pair[0])) for name, pairs in counts.items()
+    }
 
 
 async def search_items(
