@@ -393,7 +393,7 @@ async def test_a_sheet_field_over_the_csv_limit_is_a_422_naming_the_row(
     response = await admin_client.post(
         "/v1/catalog/import", files={"file": ("目录.csv", data, "text/csv")}
     )
-    assert_problem(response, 422, "row 3")
+    assert_problem(response, 422, "file: row 3")
 
 
 async def test_a_release_field_of_any_size_is_read_or_refused_without_a_500(
