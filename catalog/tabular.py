@@ -242,7 +242,18 @@ def sniff_text(head: bytes, is_header: HeaderTest, *, encoding: str | None = Non
 
 def _text_rows(data: bytes, is_header: HeaderTest, location: str) -> list[list[CellValue]]:
     encoding = text_encoding(data)
-    text = data.decode(encoding)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:  # bytes even GB18030 has no character for, or odd UTF-16
+        raise InvalidInput(
+            "The file is not text in UTF-8, UTF-16 or GBK.",
+            errors=[
+                FieldError(
+                    location,
+                    "Save it from Excel or WPS as CSV UTF-8, or upload the workbook itself.",
+                )
+            ],
+        ) from exc
     separator, _ = _separator(text, is_header)
     rows: list[list[CellValue]] = []
     try:

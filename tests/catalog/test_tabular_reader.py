@@ -314,6 +314,18 @@ def test_a_damaged_workbook_is_refused_with_the_fix() -> None:
 
 
 @pytest.mark.parametrize(
+    "data",
+    [b"\x81\x30\xff\xfe\x80abc,def\n", codecs.BOM_UTF16_LE + b"a\x00b"],
+    ids=["bytes GB18030 cannot decode", "odd-length UTF-16"],
+)
+def test_text_no_encoding_can_read_is_refused_with_the_fix(data: bytes) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        read_table(data, is_header=is_header, filename="目录.csv")
+    assert refused.value.errors[0].location == "file"
+    assert "CSV UTF-8" in refused.value.errors[0].message
+
+
+@pytest.mark.parametrize(
     ("raw", "normalized"),
     [
         ("*资源代码", "资源代码"),
