@@ -477,7 +477,7 @@ async def _platform_viewer(session: AsyncSession) -> "Viewer":
 
 @catalog_app.command("import")
 def catalog_import(
-    file: Annotated[Path, typer.Argument(help="目录 sheet: CSV (UTF-8 or GBK) or XLSX.")],
+    file: Annotated[Path, typer.Argument(help="目录 sheet: delimited text or a workbook.")],
     dry_run: Annotated[bool, typer.Option(help="Only report what would change.")] = False,
 ) -> None:
     """Import a 目录 sheet as the platform (all or nothing, upsert by codes)."""
@@ -507,6 +507,8 @@ def catalog_import(
         f"{'would update' if dry_run else 'updated'} {len(plan.updated)}, "
         f"unchanged {len(plan.unchanged)}"
     )
+    for warning in plan.warnings:
+        typer.echo(f"  warning: {warning.location}: {warning.message}")
 
 
 @catalog_app.command("export")

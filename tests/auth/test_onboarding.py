@@ -344,6 +344,14 @@ def test_the_cli_exports_the_catalog_as_a_sheet_that_reimports_unchanged(
     checked = run_broker(database_url, "catalog", "import", str(workbook_file), "--dry-run")
     assert "would create 0, would update 0, unchanged 30" in checked
 
+    annotated = tmp_path / "目录_备注.csv"
+    header, *lines = (DATA / "economic_indicators_95.csv").read_text(encoding="utf-8").splitlines()
+    annotated.write_text("\n".join([f"{header},备注"] + [f"{line}," for line in lines]), "utf-8")
+    warned = run_broker(database_url, "catalog", "import", str(annotated), "--dry-run")
+    assert "unchanged 30" in warned
+    assert "warning:" in warned, warned
+    assert "备注" in warned, warned
+
 
 @pytest.mark.parametrize(
     ("table", "columns"), [("department", DEPARTMENT_COLUMNS), ("account", ACCOUNT_COLUMNS)]
