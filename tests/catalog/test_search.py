@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import event
 
 from support import catalog_data
 
@@ -168,3 +170,69 @@ async def test_item_search_names_the_dataset_and_department(catalog: httpx.Async
     assert exact[0]["publication_lag_days"] == 20
     none = (await catalog.get("/v1/items", params={"q": "考核"})).json()["items"]
     assert none == [], "items of drafts are not found"
+
+
+FACET_FIELDS = {
+    "owner": "owner_department_code",
+    "category": "category",
+    "base_kind": "base_kind",
+    "share_type": "share_type",
+    "sensitivity": "sensitivity",
+    "data_grade": "data_grade",
+    "update_cycle": "update_cycle",
+    "freshness": "freshness",
+    "aggregated": "aggregated",
+}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"q": "税"},
+        {"q": "税收", "share_type": "conditional"},
+        {"owner": "tax", "freshness": "fresh"},
+        {"status": "draft"},
+    ],
+)
+async def test_total_and_facets_count_exactly_the_datasets_found(
+    catalog: httpx.AsyncClient, params: dict[str, Any]
+) -> None:
+    """Facets and total come from one aggregate; they must agree with the results themselves."""
+    page = (await catalog.get("/v1/datasets", params={"limit": 200, **params})).json()
+    found = page["items"]
+    assert page["next_cursor"] is None
+    assert page["total"] == len(found)
+    for facet, field in FACET_FIELDS.items():
+        expected: dict[str, int] = {}
+        for dataset in found:
+            value = dataset[field]
+            if value is None:
+                continue
+            key = str(value).lower() if isinstance(value, bool) else str(value)
+            expected[key] = expected.get(key, 0) + 1
+        ordered = sorted(expected.items(), key=lambda pair: (-pair[1], pair[0]))
+        assert [(f["value"], f["count"]) for f in page["facets"][facet]] == ordered, facet
+
+
+async def test_a_search_reads_the_catalog_in_two_statements(
+    catalog: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The page, then the total with every facet: not one query per facet or per dataset."""
+    statements: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "dataset" in statement.lower():
+            statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        cases: list[dict[str, Any]] = [{}, {"q": "税收", "owner": "tax"}, {"sort": "updated"}]
+        for params in cases:
+            statements.clear()
+            page = (await catalog.get("/v1/datasets", params=params)).json()
+            assert page["items"], params
+            assert len(statements) == 2, (params, statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
