@@ -24,7 +24,7 @@ from broker.kit.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from broker.kit.session import SessionDep
+from broker.kit.session import SessionDep, writes_on_read
 from core.errors import FieldError, InvalidInput
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -119,6 +119,7 @@ async def list_audit_events(
         }
     },
 )
+@writes_on_read  # registers the export in the audit chain first
 async def export_audit_events(
     request: Request,
     session: SessionDep,

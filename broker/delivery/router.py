@@ -46,7 +46,7 @@ from broker.kit.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from broker.kit.session import SessionDep
+from broker.kit.session import SessionDep, writes_on_read
 from catalog.contracts.reading import FileFormat, format_of
 from catalog.datasets import service as datasets
 from core.errors import FieldError, InvalidInput, TooLarge, ValidationFailed
@@ -306,6 +306,7 @@ async def _stream(path: Path) -> AsyncIterator[bytes]:
         403: {"description": "The grant is expired, revoked or suspended, or not yours."},
     },
 )
+@writes_on_read  # records the download's receipt and audit event
 async def download_grant_data(
     grant_id: uuid.UUID,
     request: Request,
