@@ -1,6 +1,5 @@
 """Authentication and role checks as FastAPI dependencies: one per route says who may call it."""
 
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -9,9 +8,9 @@ from fastapi import Depends, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 
-from broker.auth.models import Account, Role
+from broker.auth.models import Role
 from broker.auth.principal import Principal, viewer_of
-from broker.auth.tokens import InvalidToken, verify
+from broker.auth.tokens import InvalidToken, LocalTokens, verify
 from broker.kit.session import SessionDep
 from catalog.access import Viewer
 from core.errors import Forbidden, Unauthorized
@@ -29,6 +28,16 @@ oauth2_scheme = OAuth2(
 )
 
 
+def local_tokens(request: Request) -> LocalTokens:
+    """The process's parsed signing keys and already-verified tokens (one per app)."""
+    state = request.app.state
+    local: LocalTokens | None = getattr(state, "local_tokens", None)
+    if local is None:
+        local = LocalTokens()
+        state.local_tokens = local
+    return local
+
+
 async def current_principal(
     request: Request,
     session: SessionDep,
@@ -44,16 +53,13 @@ async def current_principal(
             "The Authorization header must be `Bearer <token>`.", error="invalid_request"
         )
 
-    async def load_account(account_id: uuid.UUID) -> Account | None:
-        return await session.get(Account, account_id)
-
     try:
         principal = await verify(
             token,
             session=session,
             settings=request.app.state.settings,
             external=request.app.state.external_jwks,
-            load_account=load_account,
+            local=local_tokens(request),
         )
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc

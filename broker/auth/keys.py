@@ -1,9 +1,12 @@
 """The broker's signing keys: generated, rotated and retired through the database."""
 
+import time
+from collections.abc import Hashable
+from datetime import datetime
 from typing import Any
 
 from joserfc.jwk import ECKey
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.auth.models import SigningKey
@@ -58,12 +61,44 @@ async def retire(*, session: AsyncSession, kid: str) -> SigningKey:
     return row
 
 
-async def verification_key(*, session: AsyncSession, kid: str) -> ECKey | None:
-    """The public key for a kid, looked up per token so a retirement takes effect at once."""
-    row = await session.get(SigningKey, kid)
-    if row is None or row.retired_at is not None:
-        return None
-    return ECKey.import_key(row.public_jwk)
+def key_set_version() -> Select[int, int, datetime, datetime | None]:
+    """A fingerprint of the key set that every rotation and retirement changes, read per request
+    (one aggregate over a table of a few rows): how each replica notices another's change."""
+    return select(
+        func.count().label("key_count"),
+        func.count(SigningKey.retired_at).label("retired_count"),
+        func.max(SigningKey.created_at).label("newest_key"),
+        func.max(SigningKey.retired_at).label("last_retired"),
+    )
+
+
+class VerificationKeys:
+    """The unretired public keys, parsed once and kept in memory.
+
+    Reloaded when the key-set version read in the request's transaction differs from the one
+    they were loaded at (a rotation or retirement, by any process), and at the latest after
+    `ttl_seconds` whatever the version says.
+    """
+
+    def __init__(self, ttl_seconds: float = 60.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._keys: dict[str, ECKey] = {}
+        self._version: Hashable | None = None
+        self._loaded_at = float("-inf")
+
+    def fresh(self, version: Hashable) -> bool:
+        return version == self._version and time.monotonic() - self._loaded_at < self.ttl_seconds
+
+    async def key_for(self, *, session: AsyncSession, kid: str, version: Hashable) -> ECKey | None:
+        """The public key for a kid at key-set `version`, None when unknown or retired."""
+        if not self.fresh(version):
+            rows = await session.execute(
+                select(SigningKey.kid, SigningKey.public_jwk).where(SigningKey.retired_at.is_(None))
+            )
+            self._keys = {row.kid: ECKey.import_key(row.public_jwk) for row in rows}
+            self._version = version
+            self._loaded_at = time.monotonic()
+        return self._keys.get(kid)
 
 
 def private_key(row: SigningKey) -> ECKey:

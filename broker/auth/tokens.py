@@ -5,7 +5,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
+from sqlalchemy import bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.auth import keys
@@ -20,7 +20,7 @@ from broker.auth.models import Account, Role
 from broker.auth.principal import Principal
 from broker.config import Settings
 from catalog.departments import service as departments
-from catalog.departments.models import DepartmentKind
+from catalog.departments.models import Department, DepartmentKind
 
 ALLOWED_ALGORITHMS = ["ES256", "RS256"]
 FORBIDDEN_HEADERS = {"jku", "jwk", "x5u", "x5c"}
@@ -171,13 +171,63 @@ def _describe(exc: JoseError) -> str:
     return f"The token was refused: {exc.description or name}."
 
 
+class LocalTokens:
+    """What one process keeps to verify its own tokens quickly: the parsed public keys, and the
+    claims of tokens whose signature it already checked (keyed by the whole token, so only the
+    very same bytes skip the ECDSA check; their key must still be unretired and the token
+    unexpired at every use). Nothing about the account is kept: it is read on every request."""
+
+    def __init__(self, *, key_ttl_seconds: float = 60.0, max_tokens: int = 10_000) -> None:
+        self.keys = keys.VerificationKeys(ttl_seconds=key_ttl_seconds)
+        self.max_tokens = max_tokens
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def verified(self, token: str) -> dict[str, Any] | None:
+        return self._claims.get(token)
+
+    def remember(self, token: str, claims: dict[str, Any]) -> None:
+        if len(self._claims) >= self.max_tokens:
+            del self._claims[next(iter(self._claims))]  # the oldest
+        self._claims[token] = claims
+
+    def forget(self, token: str) -> None:
+        self._claims.pop(token, None)
+
+
+_version = keys.key_set_version().subquery()
+_account = (
+    select(
+        Account.id.label("account_id"),
+        Account.name.label("account_name"),
+        Account.department_id,
+        Account.roles,
+        Account.disabled,
+        Department.code.label("department_code"),
+        Department.kind.label("department_kind"),
+    )
+    .join(Department, Department.id == Account.department_id)
+    .where(Account.id == bindparam("account_id", type_=Account.id.type))
+    .subquery()
+)
+# One statement per request: the key-set version (has any process rotated or retired a key?) and
+# the account by its primary key (disabled accounts stop at once); no row of it when gone.
+ACCOUNT_AND_KEY_SET = select(_version, _account).select_from(_version.outerjoin(_account, true()))
+
+
+def _subject(claims: dict[str, Any]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(claims.get("sub")))
+    except ValueError:
+        return None
+
+
 async def verify(
     token: str,
     *,
     session: AsyncSession,
     settings: Settings,
     external: ExternalJwks | None,
-    load_account: Callable[[uuid.UUID], Awaitable[Account | None]],
+    local: LocalTokens,
 ) -> Principal:
     """Turn a bearer token into a Principal, or raise InvalidToken saying why."""
     header = _segment(token, 0)
@@ -195,33 +245,45 @@ async def verify(
     leeway = settings.jwt_leeway_seconds
 
     if issuer == settings.issuer:
-        key = await keys.verification_key(session=session, kid=kid)
+        # The subject is read before the signature is checked only to fetch the account in the
+        # same statement as the key-set version; nothing is trusted until the signature holds.
+        row = (
+            await session.execute(ACCOUNT_AND_KEY_SET, {"account_id": _subject(unverified)})
+        ).one()
+        version = (row.key_count, row.retired_count, row.newest_key, row.last_retired)
+        key = await local.keys.key_for(session=session, kid=kid, version=version)
         if key is None:
+            local.forget(token)
             raise InvalidToken("The token was signed by an unknown or retired key.")
         if header.get("typ") not in ACCESS_TOKEN_TYPES:
             raise InvalidToken(
                 "The token is not an access token (its typ is not at+jwt); a download receipt "
                 "is not a credential."
             )
-        claims = _decode(
-            token, key, issuer=settings.issuer, audience=settings.audience, leeway=leeway
-        )
-        try:
-            account_id = uuid.UUID(str(claims["sub"]))
-        except ValueError as exc:
-            raise InvalidToken("The token's subject is not an account of this broker.") from exc
-        account = await load_account(account_id)
-        if account is None or account.disabled:
+        claims = local.verified(token)
+        if claims is None:
+            claims = _decode(
+                token, key, issuer=settings.issuer, audience=settings.audience, leeway=leeway
+            )
+            local.remember(token, claims)
+        elif claims["exp"] + leeway < time.time():
+            local.forget(token)
+            raise InvalidToken("The token has expired; request a new one.")
+        account_id = _subject(claims)
+        if account_id is None:
+            raise InvalidToken("The token's subject is not an account of this broker.")
+        if row.account_id is None or row.disabled:
             raise InvalidToken("The account behind this token is disabled or gone.")
+        roles = frozenset(Role(r) for r in row.roles)
         return Principal(
-            subject=str(account.id),
-            department_id=account.department_id,
-            department_code=account.department_code,
-            roles=frozenset(Role(r) for r in account.roles),
+            subject=str(row.account_id),
+            department_id=row.department_id,
+            department_code=row.department_code,
+            roles=roles,
             issuer=settings.issuer,
-            department_is_platform=account.department.kind == DepartmentKind.platform,
-            client_id=account.name,
-            account_id=account.id,
+            department_is_platform=row.department_kind == DepartmentKind.platform,
+            client_id=row.account_name,
+            account_id=row.account_id,
         )
 
     if external is not None and settings.external_issuer and issuer == settings.external_issuer:
