@@ -61,7 +61,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 
 def bare_app() -> Any:
     """The baseline: FastAPI returning the body read from the file BENCH_BARE_BODY names."""
-    from fastapi import FastAPI  # noqa: PLC0415 - only the bare server needs it
+    from fastapi import FastAPI
 
     body = json.loads(Path(os.environ[BODY_ENV]).read_text(encoding="utf-8"))
     app = FastAPI()
@@ -131,7 +131,9 @@ async def _load(port: int, request: bytes, seconds: float, connections: int, siz
     return counts[0] / (time.perf_counter() - started)
 
 
-def throughput(port: int, path: str, token: str | None, seconds: float, connections: int, size: int) -> float:
+def throughput(
+    port: int, path: str, token: str | None, seconds: float, connections: int, size: int
+) -> float:
     """Requests per second answered 200 with a body of `size` bytes."""
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Accept: application/json\r\n\r\n"
@@ -195,9 +197,7 @@ def run(args: argparse.Namespace) -> None:
                     if check.json() != answer.json():
                         raise BenchError("the bare route's body differs from the broker's")
                     size_bare, size_broker = len(check.content), len(answer.content)
-                    load = partial(
-                        throughput, seconds=args.seconds, connections=args.connections
-                    )
+                    load = partial(throughput, seconds=args.seconds, connections=args.connections)
                     load(bare.port, path, None, size=size_bare)  # warm both up
                     load(server.port, path, token, size=size_broker)
                     rounds = []
