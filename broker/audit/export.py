@@ -1,16 +1,25 @@
-"""Audit exports as JSON Lines or RFC 4180 CSV, ending with a trailer a recipient can check."""
+"""Audit exports as JSON Lines or RFC 4180 CSV, ending with a trailer a recipient can check.
+
+Rows go straight from the driver to the encoder: a Core select of the columns (no ORM objects),
+fetched in batches through a server-side cursor, each batch encoded with prebuilt C encoders.
+The bytes are exactly those of encoding `event_document(event)` plus its hash, row by row
+(tests/audit/test_audit_export_speed_equivalence.py holds the two side by side).
+"""
 
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.audit.chain import event_document, timestamp
-from broker.audit.service import EventFilter, chain_head, stream_events
+from broker.audit.chain import timestamp
+from broker.audit.models import AuditEvent
+from broker.audit.service import EventFilter, chain_head
 from catalog.exports import safe_cell
 
 ExportFormat = Literal["jsonl", "csv"]
@@ -33,6 +42,119 @@ CSV_COLUMNS = [
     "hash",
 ]
 _CHUNK_BYTES = 64 * 1024
+_BATCH = 2000
+# The columns in table order: seq, id, time, actor_subject, actor_department, actor_roles,
+# actor_client, action, object_type, object_id, outcome, request_id, client_address, details,
+# prev_hash, hash (the same order as CSV_COLUMNS).
+_COLUMNS = [AuditEvent.__table__.c[name] for name in CSV_COLUMNS]
+# json.dumps builds a new encoder on every call with non-default options; these are built once.
+_JSONL = json.JSONEncoder(ensure_ascii=False).encode
+_DETAILS = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+# A cell can only need quoting (catalog.exports.safe_cell) when it starts with one of these.
+_RISKY_FIRST = frozenset("'=+-@\t\r")
+
+
+def _time(value: datetime) -> str:
+    """`chain.timestamp`, without strftime for the UTC values the column type returns."""
+    if value.tzinfo is UTC and value.year >= 1000:
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return timestamp(value)
+
+
+def _jsonl_lines(rows: Sequence[Any]) -> list[str]:
+    encode, time_ = _JSONL, _time
+    lines = []
+    for (
+        seq,
+        id_,
+        time,
+        subject,
+        department,
+        roles,
+        client,
+        action,
+        object_type,
+        object_id,
+        outcome,
+        request_id,
+        client_address,
+        details,
+        prev_hash,
+        hash_,
+    ) in rows:
+        lines.append(
+            encode(
+                {
+                    "seq": seq,
+                    "id": str(id_),
+                    "time": time_(time),
+                    "actor": {
+                        "subject": subject,
+                        "department": department,
+                        "roles": list(roles),
+                        "client_id": client,
+                    },
+                    "action": action,
+                    "object": {"type": object_type, "id": object_id},
+                    "outcome": outcome,
+                    "request_id": request_id,
+                    "client_address": client_address,
+                    "details": details,
+                    "prev_hash": prev_hash,
+                    "hash": hash_,
+                }
+            )
+        )
+    lines.append("")  # the newline after the last line of the batch
+    return lines
+
+
+def _cell(value: str | None) -> str:
+    if value is None:
+        return ""
+    if value and value[0] in _RISKY_FIRST:
+        return safe_cell(value)
+    return value
+
+
+def _csv_records(rows: Sequence[Any]) -> Iterable[list[Any]]:
+    cell, time_, details_ = _cell, _time, _DETAILS
+    for (
+        seq,
+        id_,
+        time,
+        subject,
+        department,
+        roles,
+        client,
+        action,
+        object_type,
+        object_id,
+        outcome,
+        request_id,
+        client_address,
+        details,
+        prev_hash,
+        hash_,
+    ) in rows:
+        yield [
+            "" if seq is None else seq,
+            str(id_),
+            time_(time),
+            cell(subject),
+            cell(department),
+            cell(" ".join(roles)),
+            cell(client),
+            cell(action),
+            cell(object_type),
+            cell(object_id),
+            cell(outcome),
+            cell(request_id),
+            cell(client_address),
+            cell(details_(details)),
+            cell(prev_hash),
+            cell(hash_),
+        ]
 
 
 def _csv_row(values: list[Any]) -> str:
@@ -41,28 +163,6 @@ def _csv_row(values: list[Any]) -> str:
         ["" if v is None else safe_cell(v) for v in values]
     )
     return buffer.getvalue()
-
-
-def _csv_values(document: dict[str, Any], hash_: str) -> list[Any]:
-    actor, obj = document["actor"], document["object"]
-    return [
-        document["seq"],
-        document["id"],
-        document["time"],
-        actor["subject"],
-        actor["department"],
-        " ".join(actor["roles"]),
-        actor["client_id"],
-        document["action"],
-        obj["type"],
-        obj["id"],
-        document["outcome"],
-        document["request_id"],
-        document["client_address"],
-        json.dumps(document["details"], ensure_ascii=False, sort_keys=True),
-        document["prev_hash"],
-        hash_,
-    ]
 
 
 async def export_chunks(
@@ -74,22 +174,32 @@ async def export_chunks(
     chain head when the export began, so a recipient can check completeness against a verify.
     """
     head_seq, head_hash = await chain_head(session=session)
+    filters.check()
+    query = filters.apply(select(*_COLUMNS)).order_by(AuditEvent.seq)
     count, first_seq, last_seq, last_hash = 0, None, None, None
     parts: list[str] = []
     size = 0
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
     if format == "csv":
         parts.append(_csv_row(CSV_COLUMNS))
-    async for event in stream_events(session=session, filters=filters):
-        document = event_document(event)
+    result = await session.stream(query.execution_options(yield_per=_BATCH))
+    async for rows in result.partitions(_BATCH):
+        if not rows:
+            continue
         if format == "jsonl":
-            line = json.dumps({**document, "hash": event.hash}, ensure_ascii=False) + "\n"
+            text = "\n".join(_jsonl_lines(rows))
         else:
-            line = _csv_row(_csv_values(document, event.hash))
-        parts.append(line)
-        size += len(line)
-        count += 1
-        first_seq = first_seq if first_seq is not None else event.seq
-        last_seq, last_hash = event.seq, event.hash
+            writer.writerows(_csv_records(rows))
+            text = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        parts.append(text)
+        size += len(text)
+        count += len(rows)
+        if first_seq is None:
+            first_seq = rows[0][0]
+        last_seq, last_hash = rows[-1][0], rows[-1][-1]
         if size >= _CHUNK_BYTES:
             yield "".join(parts)
             parts, size = [], 0
