@@ -331,8 +331,8 @@ async def search_items(
     for part in parts[1:]:
         raw = raw + part
     code = _ordered(DataItem.code, dialect)
-    query = (
-        select(DataItem, Dataset, raw.label("score"))
+    ids = (
+        select(DataItem.id, raw.label("score"))
         .join(Dataset, DataItem.dataset_id == Dataset.id)
         .join(Department, Dataset.owner_department_id == Department.id)
         .where(and_(*conditions))
@@ -340,5 +340,14 @@ async def search_items(
         .limit(limit + 1)
     )
     if after:
-        query = query.where(or_(raw < after["s"], and_(raw == after["s"], code > after["c"])))
+        ids = ids.where(or_(raw < after["s"], and_(raw == after["s"], code > after["c"])))
+    # Ordered and cut on ids and scores alone: only the page's rows are loaded.
+    chosen = ids.subquery("chosen")
+    query = (
+        select(DataItem, Dataset, chosen.c.score)
+        .join(chosen, chosen.c.id == DataItem.id)
+        .join(Dataset, DataItem.dataset_id == Dataset.id)
+        .options(raiseload(Dataset.items))
+        .order_by(chosen.c.score.desc(), code)
+    )
     return [(row[0], row[1], int(row[2])) for row in (await session.execute(query)).all()]
