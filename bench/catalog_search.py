@@ -796,9 +796,9 @@ def database_version(database_url: str) -> str:
 # --- servers -----------------------------------------------------------------------------------
 
 
-def real_server(database_url: str, workdir: Path) -> Server:
+def real_server(database_url: str, workdir: Path, name: str = "real") -> Server:
     env = {**os.environ, "BROKER_DATABASE_URL": database_url, "BROKER_DATABASE_ECHO": "false"}
-    return start_server("real", env, workdir)
+    return start_server(name, env, workdir)
 
 
 def baseline_server(bodies_path: Path, workdir: Path) -> Server:
@@ -875,14 +875,27 @@ def queries(dataset_code: str, item_code: str) -> list[BenchQuery]:
     ]
 
 
+REPEATS = 3
+# Issue 17's goals for search, as ratios of pooled p95 latencies measured in the same run.
+GOAL_VS_BASELINE = 2.0  # the catalog at full size vs a bare endpoint serving the same bytes
+GOAL_GROWTH = 1.5  # the catalog at full size vs the same catalog a tenth the size
+
+
 @dataclass
 class Measurement:
+    """One query's samples per repeat: the full catalog, the bare endpoint, the small catalog."""
+
     query: BenchQuery
+    small_query: BenchQuery
     hits: int
     size: int
-    real: list[float] = field(default_factory=list)
-    baseline: list[float] = field(default_factory=list)
+    real: list[list[float]] = field(default_factory=lambda: [[] for _ in range(REPEATS)])
+    baseline: list[list[float]] = field(default_factory=lambda: [[] for _ in range(REPEATS)])
+    small: list[list[float]] = field(default_factory=lambda: [[] for _ in range(REPEATS)])
     size_changes: int = 0
+
+    def all_of(self, which: str) -> list[float]:
+        return [s for samples in getattr(self, which) for s in samples]
 
 
 class Bearer:
@@ -912,45 +925,64 @@ def fetch(client: httpx.Client, target: str, token: str, name: str) -> tuple[flo
 
 
 def capture(
-    client: httpx.Client, bench: list[BenchQuery], bearer: Bearer
+    client: httpx.Client, bench: list[BenchQuery], small_bench: list[BenchQuery], bearer: Bearer
 ) -> tuple[list[Measurement], dict[str, bytes]]:
     """One real answer per query: what the baseline will serve, and the hit counts."""
     measurements = []
     bodies: dict[str, bytes] = {}
-    for query in bench:
+    for query, small_query in zip(bench, small_bench, strict=True):
         _elapsed, body = fetch(client, query.target, bearer.current(), "real")
         page = json.loads(body)
         hits = int(page["total"]) if "total" in page else len(page["items"])
-        measurements.append(Measurement(query, hits, len(body)))
+        measurements.append(Measurement(query, small_query, hits, len(body)))
         bodies[query.target] = body
     return measurements, bodies
 
 
+@dataclass(frozen=True)
+class Targets:
+    """The three servers each round visits, in an order that rotates every round."""
+
+    real: httpx.Client
+    baseline: httpx.Client
+    small: httpx.Client
+    bearer: Bearer
+    small_bearer: Bearer
+
+
 def measure(
     measurement: Measurement,
-    real: httpx.Client,
-    baseline: httpx.Client,
-    bearer: Bearer,
+    targets: Targets,
+    repeat: int,
     *,
     requests: int,
     warmup: int,
     budget_seconds: float,
 ) -> None:
     target = measurement.query.target
+    small_target = measurement.small_query.target
     for _ in range(warmup):
-        fetch(real, target, bearer.current(), "real")
-        fetch(baseline, target, bearer.current(), "baseline")
+        fetch(targets.real, target, targets.bearer.current(), "real")
+        fetch(targets.baseline, target, targets.bearer.current(), "baseline")
+        fetch(targets.small, small_target, targets.small_bearer.current(), "small")
     began = time.monotonic()
+    order = ("real", "baseline", "small")
     for round_ in range(requests):
-        token = bearer.current()
-        pair = ((real, "real"), (baseline, "baseline"))
-        for client, name in pair if round_ % 2 == 0 else pair[::-1]:
-            elapsed, body = fetch(client, target, token, name)
+        shift = round_ % len(order)
+        for name in order[shift:] + order[:shift]:
+            if name == "small":
+                elapsed, _body = fetch(
+                    targets.small, small_target, targets.small_bearer.current(), name
+                )
+                measurement.small[repeat].append(elapsed)
+                continue
+            client = targets.real if name == "real" else targets.baseline
+            elapsed, body = fetch(client, target, targets.bearer.current(), name)
             if name == "real":
-                measurement.real.append(elapsed)
+                measurement.real[repeat].append(elapsed)
                 measurement.size_changes += len(body) != measurement.size
             else:
-                measurement.baseline.append(elapsed)
+                measurement.baseline[repeat].append(elapsed)
                 if len(body) != measurement.size:
                     raise BenchError(f"the baseline answered {target} with another size")
         if time.monotonic() - began > budget_seconds and round_ + 1 >= MIN_SAMPLES:
@@ -966,48 +998,72 @@ def left(text_: str, size: int) -> str:
 
 
 def report(measurements: list[Measurement]) -> None:
+    """Per query, all repeats pooled: the full catalog against the bare endpoint and the small."""
     header = (
         f"{left('query', 34)} {'hits':>6} {'bytes':>8} {'n':>4} | "
-        f"{'real p50':>9} {'p95':>8} | {'base p50':>9} {'p95':>8} | {'x p50':>7} {'x p95':>7}"
+        f"{'real p50':>9} {'p95':>8} | {'base p50':>9} {'p95':>8} | {'small p95':>9} | "
+        f"{'x p50':>6} {'x p95':>6} {'grow':>5}"
     )
     print(header)
     print("-" * len(header))
-    ratios50: list[float] = []
-    ratios95: list[float] = []
     for m in measurements:
-        r50, r95 = percentile(m.real, 0.5) * 1000, percentile(m.real, 0.95) * 1000
-        b50, b95 = percentile(m.baseline, 0.5) * 1000, percentile(m.baseline, 0.95) * 1000
-        ratios50.append(r50 / b50)
-        ratios95.append(r95 / b95)
+        real, base, small = m.all_of("real"), m.all_of("baseline"), m.all_of("small")
+        r50, r95 = percentile(real, 0.5) * 1000, percentile(real, 0.95) * 1000
+        b50, b95 = percentile(base, 0.5) * 1000, percentile(base, 0.95) * 1000
+        s95 = percentile(small, 0.95) * 1000
         note = f"  ({m.size_changes} real bodies differed in size)" if m.size_changes else ""
         print(
-            f"{left(m.query.label, 34)} {m.hits:>6} {m.size:>8,} {len(m.real):>4} | "
-            f"{r50:>9.2f} {r95:>8.2f} | {b50:>9.2f} {b95:>8.2f} | "
-            f"{r50 / b50:>7.1f} {r95 / b95:>7.1f}{note}"
+            f"{left(m.query.label, 34)} {m.hits:>6} {m.size:>8,} {len(real):>4} | "
+            f"{r50:>9.2f} {r95:>8.2f} | {b50:>9.2f} {b95:>8.2f} | {s95:>9.2f} | "
+            f"{r50 / b50:>6.1f} {r95 / b95:>6.1f} {r95 / s95:>5.2f}{note}"
         )
-    print("-" * len(header))
-    everything_real = [s for m in measurements for s in m.real]
-    everything_base = [s for m in measurements for s in m.baseline]
-    pooled = (
-        percentile(everything_real, 0.5) * 1000,
-        percentile(everything_real, 0.95) * 1000,
-        percentile(everything_base, 0.5) * 1000,
-        percentile(everything_base, 0.95) * 1000,
-    )
-    print(
-        f"{left('overall (all requests pooled)', 34)} {'':>6} {'':>8} {len(everything_real):>4} | "
-        f"{pooled[0]:>9.2f} {pooled[1]:>8.2f} | {pooled[2]:>9.2f} {pooled[3]:>8.2f} | "
-        f"{pooled[0] / pooled[2]:>7.1f} {pooled[1] / pooled[3]:>7.1f}"
-    )
     print(
         "hits: `total` for /v1/datasets, items on the page for /v1/items; n: timed requests per "
-        "server; times in ms; x: real / baseline"
+        "server; times in ms; x: real / baseline; grow: real p95 / small catalog p95"
     )
-    geo50, geo95 = statistics.geometric_mean(ratios50), statistics.geometric_mean(ratios95)
-    print(
-        f"overall geometric mean of per-query ratios: p50 x{geo50:.1f}, p95 x{geo95:.1f}; "
-        f"slowest real p50: {max(ratios50):.1f}x the baseline"
-    )
+
+
+def pooled_p95(measurements: list[Measurement], which: str, repeat: int) -> float:
+    return percentile([s for m in measurements for s in getattr(m, which)[repeat]], 0.95)
+
+
+def goals(measurements: list[Measurement], datasets: int, small_datasets: int) -> list[str]:
+    """Issue 17's two search rows, per repeat and as the median of the repeats; the missed ones."""
+    vs_baseline: list[float] = []
+    growth: list[float] = []
+    print()
+    print(f"{'repeat':<8} {'real p95':>9} {'base p95':>9} {'small p95':>10} | {'x base':>7} grow")
+    for repeat in range(REPEATS):
+        real = pooled_p95(measurements, "real", repeat)
+        base = pooled_p95(measurements, "baseline", repeat)
+        small = pooled_p95(measurements, "small", repeat)
+        vs_baseline.append(real / base)
+        growth.append(real / small)
+        print(
+            f"{repeat + 1:<8} {real * 1000:>9.2f} {base * 1000:>9.2f} {small * 1000:>10.2f} | "
+            f"{real / base:>7.2f} {real / small:>6.2f}"
+        )
+    rows = [
+        (
+            f"search p95, {datasets:,} datasets, vs a bare endpoint, same bytes",
+            statistics.median(vs_baseline),
+            GOAL_VS_BASELINE,
+        ),
+        (
+            f"search p95 at {datasets:,} vs {small_datasets:,} datasets",
+            statistics.median(growth),
+            GOAL_GROWTH,
+        ),
+    ]
+    print()
+    print(f"{left('goal (pooled p95, median of 3 repeats)', 58)} {'ratio':>7} {'goal':>7}")
+    missed = []
+    for name, ratio, goal in rows:
+        verdict = "met" if ratio <= goal else "MISSED"
+        print(f"{left(name, 58)} {ratio:>6.2f}x {'<= ' + str(goal):>7}  {verdict}")
+        if ratio > goal:
+            missed.append(f"{name}: {ratio:.2f}x > {goal}x")
+    return missed
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -1020,13 +1076,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--datasets", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=300_000)
-    parser.add_argument("--requests", type=int, default=200, help="Timed requests per query.")
-    parser.add_argument("--warmup", type=int, default=5, help="Untimed requests per query.")
+    parser.add_argument(
+        "--small-datasets",
+        type=int,
+        help="The small catalog the growth is measured against (default: a tenth of --datasets, "
+        "with items in the same proportion).",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=60, help="Timed requests per query and repeat."
+    )
+    parser.add_argument("--warmup", type=int, default=3, help="Untimed requests per query.")
     parser.add_argument(
         "--max-seconds-per-query",
         type=float,
-        default=300.0,
+        default=60.0,
         help=f"Stop a query's timed loop after this long (at least {MIN_SAMPLES} samples).",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="A smoke size for CI: 2,000 datasets against 200, 20 requests per query.",
     )
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="Processes deriving tokens."
@@ -1041,94 +1110,115 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--serve-baseline", nargs=2, metavar=("FILE", "PORT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.datasets, args.items, args.requests, args.warmup = 2_000, 30_000, MIN_SAMPLES, 1
+        args.max_seconds_per_query = 10.0
+    if args.small_datasets is None:
+        args.small_datasets = max(1, args.datasets // 10)
+    args.small_items = args.items * args.small_datasets // args.datasets
     if args.serve_baseline is None:
         if args.datasets < 1 or args.items < 0 or args.requests < 1 or args.warmup < 0:
             parser.error("--datasets and --requests must be positive, --items and --warmup >= 0")
+        if not 1 <= args.small_datasets <= args.datasets:
+            parser.error("--small-datasets must be between 1 and --datasets")
         if args.requests < MIN_SAMPLES:
             parser.error(f"--requests must be at least {MIN_SAMPLES}")
     return args
 
 
+def seed_and_say(args: argparse.Namespace, database_url: str, datasets: int, items: int) -> None:
+    seeded = seed(
+        database_url, datasets, items, max(1, args.workers), sqlite_analyze=args.sqlite_analyze
+    )
+    print(
+        f"seeded {seeded.datasets:,} datasets and {seeded.items:,} items in "
+        f"{seeded.total:.1f} s (migrate {seeded.migrate_seconds:.1f} s, departments and "
+        f"account {seeded.identities_seconds:.1f} s, derive+insert "
+        f"{seeded.rows_seconds:.1f} s with {seeded.workers} workers "
+        f"[{seeded.derive_cpu_seconds:.1f} s deriving tokens], "
+        f"checkpoint/analyze {seeded.finish_seconds:.1f} s)"
+        + (" [SQLite ANALYZEd]" if args.sqlite_analyze else ""),
+        flush=True,
+    )
+
+
 def run(args: argparse.Namespace) -> None:
     if args.database_url and make_url(args.database_url).get_backend_name() != "postgresql":
         raise BenchError("--database-url must be a PostgreSQL URL; SQLite is the default.")
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-search-") as tmp,
+        scratch_database(args.database_url, Path(tmp), "broker_bench_search") as database_url,
+        scratch_database(args.database_url, Path(tmp), "broker_bench_search_small") as small_url,
+    ):
         workdir = Path(tmp)
-        with scratch_database(args.database_url, workdir, "broker_bench_search") as database_url:
-            print(
-                f"catalog search benchmark: {args.datasets:,} datasets, {args.items:,} items, "
-                f"{args.requests} requests per query; {database_version_safe(database_url)}; "
-                f"Python {platform.python_version()}, {os.cpu_count()} CPUs",
-                flush=True,
-            )
-            seeded = seed(
-                database_url,
-                args.datasets,
-                args.items,
-                max(1, args.workers),
-                sqlite_analyze=args.sqlite_analyze,
-            )
-            print(
-                f"seeded {seeded.datasets:,} datasets and {seeded.items:,} items in "
-                f"{seeded.total:.1f} s (migrate {seeded.migrate_seconds:.1f} s, departments and "
-                f"account {seeded.identities_seconds:.1f} s, derive+insert "
-                f"{seeded.rows_seconds:.1f} s with {seeded.workers} workers "
-                f"[{seeded.derive_cpu_seconds:.1f} s deriving tokens], "
-                f"checkpoint/analyze {seeded.finish_seconds:.1f} s)"
-                + (" [SQLite ANALYZEd]" if args.sqlite_analyze else ""),
-                flush=True,
-            )
-            dataset_code, item_code = sample_codes(database_url)
-            bench = queries(dataset_code, item_code)
-            bearer = Bearer(database_url)
-            servers: list[Server] = []
-            try:
-                real = real_server(database_url, workdir)
-                servers.append(real)
-                with httpx.Client(base_url=real.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as rc:
-                    measurements, bodies = capture(rc, bench, bearer)
-                    bodies_path = workdir / "bodies.json"
-                    bodies_path.write_text(
-                        json.dumps({k: v.decode("utf-8") for k, v in bodies.items()}),
-                        encoding="utf-8",
-                    )
-                    base = baseline_server(bodies_path, workdir)
-                    servers.append(base)
-                    with httpx.Client(
-                        base_url=base.base_url, timeout=REQUEST_TIMEOUT_SECONDS
-                    ) as bc:
-                        for m in measurements:
-                            check = fetch(bc, m.query.target, bearer.current(), "baseline")[1]
-                            if check != bodies[m.query.target]:
-                                raise BenchError(f"the baseline does not serve {m.query.target}")
+        print(
+            f"catalog search benchmark: {args.datasets:,} datasets, {args.items:,} items "
+            f"(growth against {args.small_datasets:,} and {args.small_items:,}), "
+            f"{REPEATS} repeats of {args.requests} requests per query; "
+            f"{database_version_safe(database_url)}; "
+            f"Python {platform.python_version()}, {os.cpu_count()} CPUs",
+            flush=True,
+        )
+        seed_and_say(args, database_url, args.datasets, args.items)
+        seed_and_say(args, small_url, args.small_datasets, args.small_items)
+        bench = queries(*sample_codes(database_url))
+        small_bench = queries(*sample_codes(small_url))
+        bearer, small_bearer = Bearer(database_url), Bearer(small_url)
+        servers: list[Server] = []
+        try:
+            real = real_server(database_url, workdir)
+            servers.append(real)
+            small = real_server(small_url, workdir, "small")
+            servers.append(small)
+            with (
+                httpx.Client(base_url=real.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as rc,
+                httpx.Client(base_url=small.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as sc,
+            ):
+                measurements, bodies = capture(rc, bench, small_bench, bearer)
+                bodies_path = workdir / "bodies.json"
+                bodies_path.write_text(
+                    json.dumps({k: v.decode("utf-8") for k, v in bodies.items()}),
+                    encoding="utf-8",
+                )
+                base = baseline_server(bodies_path, workdir)
+                servers.append(base)
+                with httpx.Client(base_url=base.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as bc:
+                    for m in measurements:
+                        check = fetch(bc, m.query.target, bearer.current(), "baseline")[1]
+                        if check != bodies[m.query.target]:
+                            raise BenchError(f"the baseline does not serve {m.query.target}")
+                    targets = Targets(rc, bc, sc, bearer, small_bearer)
+                    for repeat in range(REPEATS):
                         for m in measurements:
                             measure(
                                 m,
-                                rc,
-                                bc,
-                                bearer,
+                                targets,
+                                repeat,
                                 requests=args.requests,
-                                warmup=args.warmup,
+                                warmup=args.warmup if repeat == 0 else 0,
                                 budget_seconds=args.max_seconds_per_query,
                             )
-                            print(
-                                f"  {m.query.label}: real p50 "
-                                f"{percentile(m.real, 0.5) * 1000:.1f} ms",
-                                flush=True,
-                            )
-                print()
-                report(measurements)
-                rss = {s.name: s.peak_kib() for s in servers}
-                print(
-                    "peak RSS (VmHWM): "
-                    + ", ".join(
-                        f"{name} server {value / 1024:.0f} MiB" if value else f"{name} unknown"
-                        for name, value in rss.items()
-                    )
+                        print(
+                            f"  repeat {repeat + 1}: pooled real p95 "
+                            f"{pooled_p95(measurements, 'real', repeat) * 1000:.1f} ms",
+                            flush=True,
+                        )
+            print()
+            report(measurements)
+            missed = goals(measurements, args.datasets, args.small_datasets)
+            rss = {s.name: s.peak_kib() for s in servers}
+            print(
+                "peak RSS (VmHWM): "
+                + ", ".join(
+                    f"{name} server {value / 1024:.0f} MiB" if value else f"{name} unknown"
+                    for name, value in rss.items()
                 )
-            finally:
-                for server in servers:
-                    server.stop()
+            )
+        finally:
+            for server in servers:
+                server.stop()
+    if missed:
+        raise BenchError("goal missed: " + "; ".join(missed))
 
 
 def database_version_safe(database_url: str) -> str:
