@@ -1,26 +1,30 @@
-"""Benchmark catalog search through HTTP against a bare endpoint serving same-size responses.
+"""Benchmark catalog search through HTTP: issue 17's two search goals, failing when one is missed.
 
     python bench/catalog_search.py [--database-url URL] [--datasets 20000] [--items 300000]
-                                   [--requests 200]
+                                   [--small-datasets N] [--requests 60] [--quick]
 
-Without --database-url the catalog goes to a temporary SQLite file. With a PostgreSQL URL that
-URL is used only as an administrator: a scratch database is created next to it, migrated, seeded
+Without --database-url each catalog goes to a temporary SQLite file. With a PostgreSQL URL that
+URL is used only as an administrator: scratch databases are created next to it, migrated, seeded
 and dropped at the end.
 
 Seeding is fast but genuine: about 40 departments and an admin account through the services;
 datasets and items as transient ORM objects whose derived columns (tokens, deadlines) are computed
 by the service's own `_refresh_derived`, in worker processes, then bulk-inserted with SQLAlchemy
-core (plus the FTS5 twins on SQLite; PostgreSQL fills `search_vector` itself).
+core (plus the FTS5 twins on SQLite; PostgreSQL fills `search_vector` itself). Two catalogs are
+seeded: the full size, and a small one (a tenth by default) to measure growth against.
 
-Two uvicorn processes serve on localhost:
+Three uvicorn processes serve on localhost:
 
-* real      `uvicorn broker.app:create_app --factory` on the seeded database;
+* real      `uvicorn broker.app:create_app --factory` on the full catalog;
+* small     the same on the small catalog;
 * baseline  this file in `--serve-baseline FILE PORT` mode: a bare Starlette endpoint answering
             each benchmark URL with the bytes the real server returned for it, captured first.
 
-Each query is requested sequentially with httpx, alternating real and baseline with the same URL
-and Authorization header, after a warm-up. The figure is the ratio real / baseline of p50 and p95
-latency, both measured in this run. Benchmarks never run in the test suite.
+Each query is requested sequentially with httpx, visiting the three servers in an order that
+rotates every request, after a warm-up; the whole set runs three times. The goals are ratios of
+pooled p95 latencies over all queries, per repeat and as the median of the three: full / baseline
+<= 2 and full / small <= 1.5. The exit status is 1 when either is missed. `--quick` is the CI
+smoke size (2,000 vs 200 datasets). Benchmarks never run in the test suite.
 """
 
 import argparse
