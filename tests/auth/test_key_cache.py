@@ -101,7 +101,9 @@ async def test_roles_changed_elsewhere_apply_to_the_next_request_of_a_verified_t
     client: httpx.AsyncClient, identities: Identities, other_replica: FastAPI
 ) -> None:
     token = await identities.token("boss")
-    assert (await client.get("/v1/accounts", headers={"Authorization": f"Bearer {token}"})).is_success
+    assert (
+        await client.get("/v1/accounts", headers={"Authorization": f"Bearer {token}"})
+    ).is_success
     async with other_replica.state.session_factory() as session:
         account = await accounts.get_by_name(session=session, name="boss")
         await session.execute(
@@ -112,9 +114,7 @@ async def test_roles_changed_elsewhere_apply_to_the_next_request_of_a_verified_t
     assert answer.status_code == 403, answer.text
 
 
-async def test_verified_token_is_refused_once_it_expires(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_verified_token_is_refused_once_it_expires(database_url: str, tmp_path: Path) -> None:
     settings = Settings(
         database_url=database_url, storage_root=str(tmp_path / "releases"), jwt_leeway_seconds=0
     )
@@ -134,7 +134,7 @@ async def test_verified_token_is_refused_once_it_expires(
 
 
 async def test_repeated_requests_read_the_key_set_version_and_the_account_not_the_keys(
-    client: httpx.AsyncClient, identities: Identities, statements: list[str]
+    client: httpx.AsyncClient, identities: Identities, app: FastAPI, statements: list[str]
 ) -> None:
     token = await identities.token("admin")
     assert (await _get(client, token)).status_code == 200
@@ -144,7 +144,7 @@ async def test_repeated_requests_read_the_key_set_version_and_the_account_not_th
     auth = [s for s in statements if "signing_key" in s or "FROM account" in s]
     assert len(auth) == 1, auth  # one statement: the key-set version and the account together
 
-    async with client._transport.app.state.session_factory() as session:  # type: ignore[attr-defined]
+    async with app.state.session_factory() as session:
         await keys.rotate(session=session)
         await session.commit()
     statements.clear()
