@@ -1,11 +1,12 @@
 """The audit log: append under a lock, read with filters, verify, checkpoint."""
 
 import enum
+import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
@@ -15,7 +16,8 @@ from joserfc.jwk import ECKey
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broker.audit.chain import GENESIS_HASH, compute_hash, event_document, timestamp
+from broker.audit.chain import GENESIS_HASH, canonical_json, compute_hash, event_document, timestamp
+from broker.audit.chain import _plain as plain_json
 from broker.audit.models import AuditEvent
 from broker.auth import keys
 from broker.auth.models import SigningKey
@@ -238,15 +240,104 @@ class Verification:
     checkpoint: dict[str, Any] | None = None
 
 
+# The chain as verify reads it: Core rows in table order, no ORM objects.
+_CHAIN_COLUMNS = [
+    AuditEvent.__table__.c[name]
+    for name in (
+        "seq",
+        "id",
+        "time",
+        "actor_subject",
+        "actor_department",
+        "actor_roles",
+        "actor_client",
+        "action",
+        "object_type",
+        "object_id",
+        "outcome",
+        "request_id",
+        "client_address",
+        "details",
+        "prev_hash",
+        "hash",
+    )
+]
+_VERIFY_BATCH = 2000
+_MAX_SAFE_INTEGER = 2**53 - 1
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def utc_text(value: datetime) -> str:
+    """`chain.timestamp`, without strftime for the UTC values the column type returns."""
+    if value.tzinfo is UTC and value.year >= 1000:
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return timestamp(value)
+
+
+def _row_hash(row: Sequence[Any]) -> str:
+    """`compute_hash(prev_hash, event_document(event))` for a Core row, byte for byte.
+
+    The top-level fields are strings, None or the seq, so `chain.canonical_json`'s fast-path test
+    only has to look at the seq, the roles and the details.
+    """
+    (
+        seq,
+        id_,
+        time,
+        subject,
+        department,
+        roles,
+        client,
+        action,
+        object_type,
+        object_id,
+        outcome,
+        request_id,
+        client_address,
+        details,
+        prev_hash,
+        _hash,
+    ) = row
+    document = {
+        "seq": seq,
+        "id": str(id_),
+        "time": utc_text(time),
+        "actor": {
+            "subject": subject,
+            "department": department,
+            "roles": list(roles),
+            "client_id": client,
+        },
+        "action": action,
+        "object": {"type": object_type, "id": object_id},
+        "outcome": outcome,
+        "request_id": request_id,
+        "client_address": client_address,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    body: bytes | None = None
+    if -_MAX_SAFE_INTEGER <= seq <= _MAX_SAFE_INTEGER and plain_json(roles) and plain_json(details):
+        try:
+            body = _CANONICAL(document).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the reference encoder decides
+            body = None
+    if body is None:
+        body = canonical_json(document)
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(body)
+    return digest.hexdigest()
+
+
 async def _seq_of_hash(session: AsyncSession, value: str) -> int | None:
     return await session.scalar(select(AuditEvent.seq).where(AuditEvent.hash == value))
 
 
 async def _classify_link(
-    session: AsyncSession, event: AuditEvent, expected_seq: int
+    session: AsyncSession, seq: int, prev_hash: str, expected_seq: int
 ) -> tuple[int, str, str]:
     """Why an event does not link to its predecessor: something reordered, or inserted."""
-    pointed = await _seq_of_hash(session, event.prev_hash)
+    pointed = await _seq_of_hash(session, prev_hash)
     if pointed is not None and pointed >= expected_seq:
         return (
             expected_seq,
@@ -257,8 +348,7 @@ async def _classify_link(
         return (
             pointed + 1,
             "inserted",
-            f"events were inserted after seq {pointed}; the original chain resumes at "
-            f"seq {event.seq}.",
+            f"events were inserted after seq {pointed}; the original chain resumes at seq {seq}.",
         )
     return (
         expected_seq,
@@ -268,53 +358,64 @@ async def _classify_link(
 
 
 async def verify_chain(*, session: AsyncSession, checkpoint: str | None = None) -> Verification:
-    """Recompute every hash in seq order and name the first place the chain breaks."""
+    """Recompute every hash in seq order and name the first place the chain breaks.
+
+    Rows come in batches of Core tuples through a server-side cursor and are hashed in a tight
+    loop (issue 17: verify within half the speed of the bare driver plus the hashing itself).
+    """
     claims = await verify_checkpoint(session=session, token=checkpoint) if checkpoint else None
+    claimed_seq = claims["seq"] if claims is not None else None
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     checkpoint_seen = False
-    async for event in stream_events(session=session, filters=EventFilter()):
-        problem: tuple[int, str, str] | None = None
-        if event.seq != expected_seq:
-            problem = (
-                expected_seq,
-                "deleted",
-                f"seq {expected_seq} to {event.seq - 1} are missing: events were deleted.",
-            )
-        elif event.prev_hash != prev_hash:
-            problem = await _classify_link(session, event, expected_seq)
-        elif compute_hash(event.prev_hash, event_document(event)) != event.hash:
-            problem = (
-                event.seq,
-                "edited",
-                f"seq {event.seq} does not match its hash: the event was edited.",
-            )
-        if problem is not None:
-            bad_seq, kind, explanation = problem
-            return Verification(
-                ok=False,
-                count=count,
-                head_seq=expected_seq - 1,
-                head_hash=prev_hash,
-                first_bad_seq=bad_seq,
-                problem=kind,
-                explanation=explanation,
-                checkpoint=claims,
-            )
-        if claims is not None and event.seq == claims["seq"]:
-            checkpoint_seen = True
-            if event.hash != claims["head_hash"]:
+    query = select(*_CHAIN_COLUMNS).order_by(AuditEvent.seq)
+    result = await session.stream(query.execution_options(yield_per=_VERIFY_BATCH))
+    row_hash = _row_hash
+    async for rows in result.partitions(_VERIFY_BATCH):
+        for row in rows:
+            seq, row_prev_hash, hash_ = row[0], row[14], row[15]
+            problem: tuple[int, str, str] | None = None
+            if seq != expected_seq:
+                problem = (
+                    expected_seq,
+                    "deleted",
+                    f"seq {expected_seq} to {seq - 1} are missing: events were deleted.",
+                )
+            elif row_prev_hash != prev_hash:
+                problem = await _classify_link(session, seq, row_prev_hash, expected_seq)
+            elif row_hash(row) != hash_:
+                problem = (
+                    seq,
+                    "edited",
+                    f"seq {seq} does not match its hash: the event was edited.",
+                )
+            if problem is not None:
+                bad_seq, kind, explanation = problem
                 return Verification(
                     ok=False,
                     count=count,
-                    head_seq=event.seq,
-                    head_hash=event.hash,
-                    first_bad_seq=event.seq,
-                    problem="rewritten",
-                    explanation=f"seq {event.seq} differs from the signed checkpoint: history "
-                    "up to it was rewritten since.",
+                    head_seq=expected_seq - 1,
+                    head_hash=prev_hash,
+                    first_bad_seq=bad_seq,
+                    problem=kind,
+                    explanation=explanation,
                     checkpoint=claims,
                 )
-        prev_hash, expected_seq, count = event.hash, event.seq + 1, count + 1
+            if seq == claimed_seq:
+                assert claims is not None
+                checkpoint_seen = True
+                if hash_ != claims["head_hash"]:
+                    return Verification(
+                        ok=False,
+                        count=count,
+                        head_seq=seq,
+                        head_hash=hash_,
+                        first_bad_seq=seq,
+                        problem="rewritten",
+                        explanation=f"seq {seq} differs from the signed checkpoint: history "
+                        "up to it was rewritten since.",
+                        checkpoint=claims,
+                    )
+            prev_hash, expected_seq, count = hash_, seq + 1, count + 1
     if claims is not None and not checkpoint_seen and claims["seq"] > 0:
         return Verification(
             ok=False,
