@@ -1,5 +1,7 @@
 """How a dataset reads to its callers, and what the audit log keeps of it."""
 
+from typing import Any
+
 from catalog.datasets import service
 from catalog.datasets.models import (
     DataItem,
@@ -10,31 +12,35 @@ from catalog.datasets.models import (
 from catalog.datasets.schemas import DataItemRead, DatasetRead, DatasetSummary
 
 
+def _summary_fields(dataset: Dataset, *, score: int | None, item_count: int) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "code": dataset.code,
+        "title": dataset.title,
+        "owner_department_code": dataset.owner.code,
+        "owner_department_name": dataset.owner.name,
+        "category": dataset.category,
+        "base_kind": dataset.base_kind,
+        "share_type": dataset.share_type,
+        "open_type": dataset.open_type,
+        "data_grade": dataset.data_grade,
+        "sensitivity": dataset.sensitivity,
+        "update_cycle": dataset.update_cycle,
+        "publication_lag_days": dataset.publication_lag_days,
+        "aggregated": dataset.aggregated,
+        "status": dataset.status,
+        "last_updated_at": dataset.last_updated_at,
+        "freshness": service.freshness_of(dataset),
+        "due_at": dataset.due_at,
+        "item_count": item_count,
+        "version": dataset.version,
+        "updated_at": dataset.updated_at,
+        "score": score,
+    }
+
+
 def summary(dataset: Dataset, *, score: int | None, item_count: int) -> DatasetSummary:
-    return DatasetSummary(
-        id=dataset.id,
-        code=dataset.code,
-        title=dataset.title,
-        owner_department_code=dataset.owner.code,
-        owner_department_name=dataset.owner.name,
-        category=dataset.category,
-        base_kind=dataset.base_kind,
-        share_type=dataset.share_type,
-        open_type=dataset.open_type,
-        data_grade=dataset.data_grade,
-        sensitivity=dataset.sensitivity,
-        update_cycle=dataset.update_cycle,
-        publication_lag_days=dataset.publication_lag_days,
-        aggregated=dataset.aggregated,
-        status=dataset.status,
-        last_updated_at=dataset.last_updated_at,
-        freshness=service.freshness_of(dataset),
-        due_at=dataset.due_at,
-        item_count=item_count,
-        version=dataset.version,
-        updated_at=dataset.updated_at,
-        score=score,
-    )
+    return DatasetSummary(**_summary_fields(dataset, score=score, item_count=item_count))
 
 
 def item_read(item: DataItem, dataset: Dataset) -> DataItemRead:
@@ -58,9 +64,9 @@ def item_read(item: DataItem, dataset: Dataset) -> DataItemRead:
 
 
 def read(dataset: Dataset) -> DatasetRead:
-    base = summary(dataset, score=None, item_count=len(dataset.items))
+    # built in one step: the summary's fields are not validated, dumped and validated again
     return DatasetRead(
-        **base.model_dump(),
+        **_summary_fields(dataset, score=None, item_count=len(dataset.items)),
         description=dataset.description,
         class_code=dataset.class_code,
         share_condition=dataset.share_condition,
