@@ -9,12 +9,13 @@ The bytes are exactly those of encoding `event_document(event)` plus its hash, r
 import csv
 import io
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, Text, cast, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.audit.chain import timestamp
@@ -43,26 +44,78 @@ CSV_COLUMNS = [
 ]
 _CHUNK_BYTES = 64 * 1024
 _BATCH = 2000
-# The columns in table order: seq, id, time, actor_subject, actor_department, actor_roles,
-# actor_client, action, object_type, object_id, outcome, request_id, client_address, details,
-# prev_hash, hash (the same order as CSV_COLUMNS).
-_COLUMNS = [AuditEvent.__table__.c[name] for name in CSV_COLUMNS]
 # json.dumps builds a new encoder on every call with non-default options; these are built once.
-_JSONL = json.JSONEncoder(ensure_ascii=False).encode
 _DETAILS = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+_STRING = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False)
 # A cell can only need quoting (catalog.exports.safe_cell) when it starts with one of these.
 _RISKY_FIRST = frozenset("'=+-@\t\r")
 
 
-def _time(value: datetime) -> str:
-    """`chain.timestamp`, without strftime for the UTC values the column type returns."""
-    if value.tzinfo is UTC and value.year >= 1000:
-        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    return timestamp(value)
+def _columns(dialect: str) -> list[Any]:
+    """The table's columns in CSV_COLUMNS order, as near to the stored text as the driver allows.
+
+    The id, the time and the two JSON columns come back as the database holds them (no UUID,
+    datetime or json.loads per row); `_Row` turns them into the exported text.
+    """
+    table = AuditEvent.__table__.c
+    columns: list[Any] = [table[name] for name in CSV_COLUMNS]
+    raw = {"id", "actor_roles", "details"}
+    if dialect == "sqlite":
+        raw.add("time")
+    for index, name in enumerate(CSV_COLUMNS):
+        if name in raw:
+            columns[index] = (
+                cast(table[name], Text) if dialect != "sqlite" else (type_coerce(table[name], Text))
+            )
+        elif name == "time":
+            columns[index] = type_coerce(table[name], DateTime(timezone=True))
+    return columns
+
+
+def _id_text(raw: Any) -> str:
+    """str(uuid) of the id as stored: 32 lowercase hex digits (SQLite) or the dashed form."""
+    if isinstance(raw, str):
+        if len(raw) == 36:
+            return raw
+        if len(raw) == 32 and raw.lower() == raw:
+            return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+    return str(raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw)))
+
+
+def _time_text(raw: Any) -> str:
+    """`chain.timestamp` of the stored time: SQLite's text, or PostgreSQL's aware datetime."""
+    if isinstance(raw, str):
+        if len(raw) == 26 and raw[10] == " " and raw[19] == ".":
+            return f"{raw[:10]}T{raw[11:]}Z"  # SQLAlchemy's SQLite format, always UTC here
+        value = datetime.fromisoformat(raw)
+        return timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
+    if raw.tzinfo is not UTC:
+        raw = raw.astimezone(UTC)
+    if raw.year >= 1000:
+        return str(raw.replace(tzinfo=None).isoformat(timespec="microseconds")) + "Z"
+    return timestamp(raw)
+
+
+def _json_text(raw: str | None) -> str:
+    """json.dumps(value, ensure_ascii=False) of a JSON column, from the text stored.
+
+    SQLAlchemy stores json.dumps(value) (ASCII, ", " and ": "), so text with no escape sequence
+    and on one line is already that; anything else is decoded and encoded again.
+    """
+    if raw is None:
+        return "null"
+    if "\\u" in raw or "\n" in raw or "\r" in raw:
+        return _JSON_TEXT(json.loads(raw))
+    return raw
 
 
 def _jsonl_lines(rows: Sequence[Any]) -> list[str]:
-    encode, time_ = _JSONL, _time
+    string, id_text, time_text, json_text = _STRING, _id_text, _time_text, _json_text
+
+    def text(value: str | None) -> str:
+        return "null" if value is None else string(value)
+
     lines = []
     for (
         seq,
@@ -83,27 +136,14 @@ def _jsonl_lines(rows: Sequence[Any]) -> list[str]:
         hash_,
     ) in rows:
         lines.append(
-            encode(
-                {
-                    "seq": seq,
-                    "id": str(id_),
-                    "time": time_(time),
-                    "actor": {
-                        "subject": subject,
-                        "department": department,
-                        "roles": list(roles),
-                        "client_id": client,
-                    },
-                    "action": action,
-                    "object": {"type": object_type, "id": object_id},
-                    "outcome": outcome,
-                    "request_id": request_id,
-                    "client_address": client_address,
-                    "details": details,
-                    "prev_hash": prev_hash,
-                    "hash": hash_,
-                }
-            )
+            f'{{"seq": {seq}, "id": "{id_text(id_)}", "time": "{time_text(time)}", '
+            f'"actor": {{"subject": {text(subject)}, "department": {text(department)}, '
+            f'"roles": {json_text(roles)}, "client_id": {text(client)}}}, '
+            f'"action": {text(action)}, '
+            f'"object": {{"type": {text(object_type)}, "id": {text(object_id)}}}, '
+            f'"outcome": {text(outcome)}, "request_id": {text(request_id)}, '
+            f'"client_address": {text(client_address)}, "details": {json_text(details)}, '
+            f'"prev_hash": {text(prev_hash)}, "hash": {text(hash_)}}}'
         )
     lines.append("")  # the newline after the last line of the batch
     return lines
@@ -117,8 +157,8 @@ def _cell(value: str | None) -> str:
     return value
 
 
-def _csv_records(rows: Sequence[Any]) -> Iterable[list[Any]]:
-    cell, time_, details_ = _cell, _time, _DETAILS
+def _csv_records(rows: Sequence[Any], roles_cache: dict[str, str]) -> Iterable[list[Any]]:
+    cell, id_text, time_text, details_ = _cell, _id_text, _time_text, _DETAILS
     for (
         seq,
         id_,
@@ -137,13 +177,18 @@ def _csv_records(rows: Sequence[Any]) -> Iterable[list[Any]]:
         prev_hash,
         hash_,
     ) in rows:
+        joined = roles_cache.get(roles)
+        if joined is None:
+            joined = cell(" ".join(json.loads(roles)))
+            if len(roles_cache) < 4096:  # a few role sets, in practice
+                roles_cache[roles] = joined
         yield [
-            "" if seq is None else seq,
-            str(id_),
-            time_(time),
+            seq,
+            id_text(id_),
+            time_text(time),
             cell(subject),
             cell(department),
-            cell(" ".join(roles)),
+            joined,
             cell(client),
             cell(action),
             cell(object_type),
@@ -151,7 +196,7 @@ def _csv_records(rows: Sequence[Any]) -> Iterable[list[Any]]:
             cell(outcome),
             cell(request_id),
             cell(client_address),
-            cell(details_(details)),
+            cell(details_(json.loads(details))),
             cell(prev_hash),
             cell(hash_),
         ]
@@ -175,7 +220,9 @@ async def export_chunks(
     """
     head_seq, head_hash = await chain_head(session=session)
     filters.check()
-    query = filters.apply(select(*_COLUMNS)).order_by(AuditEvent.seq)
+    query = filters.apply(select(*_columns(session.get_bind().dialect.name)))
+    query = query.order_by(AuditEvent.seq)
+    roles_cache: dict[str, str] = {}
     count, first_seq, last_seq, last_hash = 0, None, None, None
     parts: list[str] = []
     size = 0
@@ -190,7 +237,7 @@ async def export_chunks(
         if format == "jsonl":
             text = "\n".join(_jsonl_lines(rows))
         else:
-            writer.writerows(_csv_records(rows))
+            writer.writerows(_csv_records(rows, roles_cache))
             text = buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
