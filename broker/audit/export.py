@@ -1,9 +1,12 @@
 """Audit exports as JSON Lines or RFC 4180 CSV, ending with a trailer a recipient can check.
 
-Rows go straight from the driver to the encoder: a Core select of the columns (no ORM objects),
-fetched in batches through a server-side cursor, each batch encoded with prebuilt C encoders.
-The bytes are exactly those of encoding `event_document(event)` plus its hash, row by row
-(tests/audit/test_audit_export_speed_equivalence.py holds the two side by side).
+Rows go straight from the driver to the encoder (issue 17): a Core select of the columns (no
+ORM objects), fetched in batches through a server-side cursor. The id, time and JSON columns are
+read as the stored text; JSON text that SQLAlchemy wrote as plain ASCII on one line is already
+what json.dumps(value, ensure_ascii=False) gives and goes into a JSONL line as it is, anything
+else is decoded and encoded again. The bytes are those of encoding `event_document(event)` plus
+its hash row by row, as the export did before (tests/audit/test_audit_export_speed_equivalence.py
+holds the two side by side).
 """
 
 import csv
@@ -56,7 +59,8 @@ def _columns(dialect: str) -> list[Any]:
     """The table's columns in CSV_COLUMNS order, as near to the stored text as the driver allows.
 
     The id, the time and the two JSON columns come back as the database holds them (no UUID,
-    datetime or json.loads per row); `_Row` turns them into the exported text.
+    datetime or json.loads per row); `_id_text`, `_time_text` and `_json_text` turn them into
+    the exported text.
     """
     table = AuditEvent.__table__.c
     columns: list[Any] = [table[name] for name in CSV_COLUMNS]
@@ -65,8 +69,9 @@ def _columns(dialect: str) -> list[Any]:
         raw.add("time")
     for index, name in enumerate(CSV_COLUMNS):
         if name in raw:
+            column = table[name]
             columns[index] = (
-                cast(table[name], Text) if dialect != "sqlite" else (type_coerce(table[name], Text))
+                type_coerce(column, Text) if dialect == "sqlite" else cast(column, Text)
             )
         elif name == "time":
             columns[index] = type_coerce(table[name], DateTime(timezone=True))
