@@ -5,6 +5,7 @@ Requests calls in here once a line is approved; grants never reads a request. Wh
 the approval arrives as an `Approval`.
 """
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -139,18 +140,27 @@ def valid_until(*, usage_end: date, conditions: Conditions | None) -> datetime:
     return datetime.combine(end, time(23, 59, 59), tzinfo=SHANGHAI).astimezone(UTC)
 
 
-async def issue(
+@functools.lru_cache(maxsize=16)
+def _delivery_due(now: datetime, working_days: int) -> datetime:
+    """When a first release is due; the same for every grant a bulk transition issues at `now`,
+    and the holiday calendar is slow enough to compute it once (issue 17)."""
+    return add_working_days(now, working_days)[0].astimezone(UTC)
+
+
+def issued(
     *,
-    session: AsyncSession,
     actor: Actor,
     now: datetime,
     approval: Approval,
     conditions: Conditions | None,
     delivery_working_days: int,
-) -> Grant:
-    """The grant for an approved line: exactly the approved columns, until the usage period ends,
-    masked as the catalog's defaults and the approval say (`masking.enforced`). The owner's
-    delivery clock starts with it: a first release is due `delivery_working_days` later."""
+) -> tuple[Grant, audit.Entry]:
+    """The grant for an approved line and its `grant.issued` event, not yet written: `issue`
+    writes one, a bulk transition (a submit's auto-approvals) writes many in one statement.
+
+    Exactly the approved columns, until the usage period ends, masked as the catalog's defaults
+    and the approval say (`masking.enforced`). The owner's delivery clock starts with it: a first
+    release is due `delivery_working_days` later."""
     dataset = approval.dataset
     if approval.item is not None:
         columns = [approval.item.code]
@@ -159,8 +169,9 @@ async def issue(
     else:
         columns = [i.code for i in dataset.items]
     terms = masking.enforced(dataset=dataset, item=approval.item, conditions=conditions)
-    delivery_due_at = add_working_days(now, delivery_working_days)[0].astimezone(UTC)
+    delivery_due_at = _delivery_due(now, delivery_working_days)
     grant = Grant(
+        id=uuid.uuid4(),
         line_id=approval.line_id,
         request_id=approval.request_id,
         scenario_id=approval.scenario_id,
@@ -175,11 +186,7 @@ async def issue(
         delivery_due_at=delivery_due_at,
         issued_by=actor.client_id or actor.subject or "system",
     )
-    session.add(grant)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
+    event = audit.Entry(
         "grant.issued",
         AuditObject("grant", str(grant.id)),
         details={
@@ -193,6 +200,29 @@ async def issue(
             "lift_masking": sorted(terms.lift_masking),
         },
     )
+    return grant, event
+
+
+async def issue(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    now: datetime,
+    approval: Approval,
+    conditions: Conditions | None,
+    delivery_working_days: int,
+) -> Grant:
+    """Issue the grant for one approved line (`issued`) and record it."""
+    grant, event = issued(
+        actor=actor,
+        now=now,
+        approval=approval,
+        conditions=conditions,
+        delivery_working_days=delivery_working_days,
+    )
+    session.add(grant)
+    await session.flush()
+    await audit.record_many(session, actor, [event])
     return grant
 
 

@@ -387,16 +387,12 @@ async def submit(*, ctx: Context, request: Request) -> Request:
             )
     request.submitted_at = ctx.now
     await ctx.session.flush()
-    await audit.record(
-        ctx.session,
-        ctx.actor,
+    submitted = audit.Entry(
         "request.submitted",
         AuditObject("request", str(request.id)),
         details={"lines": len(request.lines)},
     )
-    for line in request.lines:
-        await transitions.route(ctx=ctx, line=line)
-    await ctx.session.flush()
+    await transitions.route_all(ctx=ctx, lines=request.lines, opening=[submitted])
     return request
 
 

@@ -6,12 +6,16 @@ line's history and the audit event in the caller's transaction. An approval hand
 `grants`, which issues the grant.
 """
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from broker.audit import service as audit
 from broker.audit.service import Actor, AuditObject
@@ -19,6 +23,7 @@ from broker.auth.models import Role
 from broker.auth.principal import Principal
 from broker.config import Settings
 from broker.grants import service as grants
+from broker.grants.models import Grant
 from broker.grants.schemas import Conditions
 from broker.grants.terms import combine, is_unconditional, loosenings
 from broker.requests import clock, policy
@@ -75,6 +80,35 @@ class Context:
     now: datetime
 
 
+def _step(
+    ctx: Context, line: RequestLine, action: str, to: LineState, payload: dict[str, Any] | None
+) -> tuple[Decision, audit.Entry]:
+    """The line's history entry and the audit event of one step, once the table allows it."""
+    if line.state not in ALLOWED.get(action, frozenset()):
+        raise Conflict(
+            f"Line {line.id} is {line.state.value}; '{action}' is not possible now.",
+            extra={"state": line.state.value},
+        )
+    from_state = line.state
+    decision = Decision(
+        id=uuid.uuid4(),
+        line_id=line.id,
+        action=action,
+        actor_subject=_acting(ctx),
+        actor_department=ctx.actor.department or "",
+        from_state=from_state.value,
+        to_state=to.value,
+        payload=payload or {},
+        created_at=ctx.now,
+    )
+    event = audit.Entry(
+        f"line.{action}",
+        AuditObject("request_line", str(line.id)),
+        details={"from": from_state.value, "to": to.value, **(payload or {})},
+    )
+    return decision, event
+
+
 async def move(
     *,
     ctx: Context,
@@ -85,32 +119,10 @@ async def move(
 ) -> None:
     """The one way a line changes state: allowed by the table, recorded in its history and in
     the audit trail."""
-    if line.state not in ALLOWED.get(action, frozenset()):
-        raise Conflict(
-            f"Line {line.id} is {line.state.value}; '{action}' is not possible now.",
-            extra={"state": line.state.value},
-        )
-    from_state = line.state
+    decision, event = _step(ctx, line, action, to, payload)
     line.state = to
-    ctx.session.add(
-        Decision(
-            line_id=line.id,
-            action=action,
-            actor_subject=_acting(ctx),
-            actor_department=ctx.actor.department or "",
-            from_state=from_state.value,
-            to_state=to.value,
-            payload=payload or {},
-            created_at=ctx.now,
-        )
-    )
-    await audit.record(
-        ctx.session,
-        ctx.actor,
-        f"line.{action}",
-        AuditObject("request_line", str(line.id)),
-        details={"from": from_state.value, "to": to.value, **(payload or {})},
-    )
+    ctx.session.add(decision)
+    await audit.record_many(ctx.session, ctx.actor, [event])
 
 
 def _acting(ctx: Context) -> str:
@@ -123,23 +135,27 @@ def _start_clock(ctx: Context, line: RequestLine) -> None:
     line.routed_at, line.due_at, line.clock_basis = ctx.now, due.astimezone(UTC), basis.value
 
 
-async def _issue_grant(ctx: Context, line: RequestLine, conditions: Conditions | None) -> None:
+def _approval(line: RequestLine) -> grants.Approval:
     dataset = line.dataset
     assert dataset is not None
+    return grants.Approval(
+        line_id=line.id,
+        request_id=line.request_id,
+        scenario_id=line.request.scenario_id,
+        grantee=line.request.requesting_department,
+        dataset=dataset,
+        item=line.item,
+        usage_end=line.request.usage_end,
+        purpose=line.request.purpose,
+    )
+
+
+async def _issue_grant(ctx: Context, line: RequestLine, conditions: Conditions | None) -> None:
     await grants.issue(
         session=ctx.session,
         actor=ctx.actor,
         now=ctx.now,
-        approval=grants.Approval(
-            line_id=line.id,
-            request_id=line.request_id,
-            scenario_id=line.request.scenario_id,
-            grantee=line.request.requesting_department,
-            dataset=dataset,
-            item=line.item,
-            usage_end=line.request.usage_end,
-            purpose=line.request.purpose,
-        ),
+        approval=_approval(line),
         conditions=conditions,
         delivery_working_days=ctx.settings.delivery_working_days,
     )
@@ -161,6 +177,120 @@ async def route(*, ctx: Context, line: RequestLine) -> None:
     await move(ctx=ctx, line=line, action="route", to=decided.state, payload=payload)
     if decided.state == S.auto_approved:
         await _issue_grant(ctx, line, None)
+
+
+# The columns routing sets on a line, written for a whole bundle by one UPDATE (`route_all`).
+_ROUTED = (
+    "state",
+    "freshness_warning",
+    "route_reason",
+    "routed_at",
+    "due_at",
+    "clock_basis",
+    "reason",
+    "refusal_basis",
+)
+
+
+async def route_all(
+    *, ctx: Context, lines: Sequence[RequestLine], opening: Sequence[audit.Entry] = ()
+) -> None:
+    """Route a submitted bundle: for every line what `route` decides, stores and records, in the
+    same order, with the same events and grants (and so the same chain a line-by-line run
+    writes), after the `opening` events.
+
+    Routing is pure (`policy`), so every line is decided in memory first; then the lines are
+    updated by one statement, the histories and grants inserted by one each, and the events
+    appended to the chain under one lock (issue 17: 95 lines took 597 statements).
+    """
+    due, basis = clock.add_working_days(ctx.now, ctx.settings.reply_working_days)
+    events = list(opening)
+    decisions: list[Decision] = []
+    issued: list[Grant] = []
+    rows: list[dict[str, Any]] = []
+    for line in lines:
+        decided = policy.route(line=line, owner_name=line.owner.name, settings=ctx.settings)
+        row: dict[str, Any] = {
+            "state": decided.state,
+            "freshness_warning": policy.freshness_warning(line),
+            "route_reason": decided.reason,
+            "routed_at": line.routed_at,
+            "due_at": line.due_at,
+            "clock_basis": line.clock_basis,
+            "reason": line.reason,
+            "refusal_basis": line.refusal_basis,
+        }
+        if decided.starts_clock:
+            row.update(routed_at=ctx.now, due_at=due.astimezone(UTC), clock_basis=basis.value)
+        payload: dict[str, Any] = {"reason": decided.reason}
+        if decided.state == S.rejected:
+            row.update(reason=decided.reason, refusal_basis=decided.refusal_basis)
+            payload["legal_basis"] = decided.refusal_basis
+        decision, event = _step(ctx, line, "route", decided.state, payload)
+        decisions.append(decision)
+        events.append(event)
+        rows.append(row)
+        if decided.state == S.auto_approved:
+            grant, granted = grants.issued(
+                actor=ctx.actor,
+                now=ctx.now,
+                approval=_approval(line),
+                conditions=None,
+                delivery_working_days=ctx.settings.delivery_working_days,
+            )
+            issued.append(grant)
+            events.append(granted)
+    await _update_lines(ctx, lines, rows)
+    history = Decision.__table__
+    assert isinstance(history, Table)
+    await ctx.session.execute(
+        insert(history), [{c.key: getattr(d, c.key) for c in history.columns} for d in decisions]
+    )
+    ctx.session.add_all(issued)
+    await audit.record_many(ctx.session, ctx.actor, events)
+
+
+async def _update_lines(
+    ctx: Context, lines: Sequence[RequestLine], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Write the routed columns of many lines in one executemany, each still checked against
+    the version it was read at, and leave the loaded lines as the database now holds them."""
+    if not lines:
+        return
+    table = RequestLine.__table__
+    assert isinstance(table, Table)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values(
+            {
+                **{name: bindparam(f"v_{name}", type_=table.c[name].type) for name in _ROUTED},
+                "version": table.c.version + 1,
+                "updated_at": bindparam("v_updated_at", type_=table.c.updated_at.type),
+            }
+        )
+    )
+    params = [
+        {
+            "b_id": line.id,
+            "b_version": line.version,
+            "v_updated_at": ctx.now,
+            **{f"v_{name}": value for name, value in row.items()},
+        }
+        for line, row in zip(lines, rows, strict=True)
+    ]
+    result = await ctx.session.execute(statement, params)
+    matched = getattr(result, "rowcount", -1)
+    if matched not in (-1, len(lines)):
+        raise StaleDataError(
+            f"UPDATE statement on table 'request_line' expected to update {len(lines)} row(s); "
+            f"{matched} were matched."
+        )
+    for line, row in zip(lines, rows, strict=True):
+        for name, value in row.items():
+            set_committed_value(line, name, value)
+        set_committed_value(line, "version", line.version + 1)
+        set_committed_value(line, "updated_at", ctx.now)
 
 
 def _require_owner_steward(ctx: Context, line: RequestLine) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from broker.audit import service as audit
 from broker.grants.models import Grant
@@ -176,3 +176,35 @@ async def test_a_95_line_submit_writes_the_audit_chain_a_line_by_line_run_wrote(
         await session.commit()
     assert verification.ok, verification.explanation
     assert verification.count == await head(app)
+
+
+async def _statements_of_submit(app: FastAPI, d: District, codes: list[str]) -> list[str]:
+    draft = await bundle(d, codes)
+    statements: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        submitted = await d.as_("drc-requester", "POST", f"/v1/requests/{draft['id']}/submit")
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert submitted.status_code == 200, submitted.text
+    assert len(submitted.json()["lines"]) == len(codes)
+    return statements
+
+
+async def test_submit_takes_the_same_number_of_statements_for_1_10_or_95_lines(
+    app: FastAPI, d: District
+) -> None:
+    """Routing is done in memory; events, histories, lines and grants are each written by one
+    statement, and the chain's head is read once, whatever the number of lines."""
+    codes = all_item_codes()
+    counts = {n: len(await _statements_of_submit(app, d, codes[:n])) for n in (1, 10)}
+    every = await _statements_of_submit(app, d, codes)
+    counts[95] = len(every)
+    assert counts[1] == counts[10] == counts[95], (counts, every)
+    heads = [s for s in every if "audit_event" in s and "ORDER BY audit_event.seq DESC" in s]
+    assert len(heads) == 1, heads
