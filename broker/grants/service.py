@@ -177,6 +177,7 @@ def issued(
         scenario_id=approval.scenario_id,
         grantee_department_id=approval.grantee.id,
         owner_department_id=dataset.owner_department_id,
+        dataset_id=dataset.id,
         dataset=dataset,
         columns=columns,
         purpose=approval.purpose,

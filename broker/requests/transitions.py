@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from broker.audit import service as audit
@@ -241,13 +241,24 @@ async def route_all(
             issued.append(grant)
             events.append(granted)
     await _update_lines(ctx, lines, rows)
-    history = Decision.__table__
-    assert isinstance(history, Table)
-    await ctx.session.execute(
-        insert(history), [{c.key: getattr(d, c.key) for c in history.columns} for d in decisions]
-    )
-    ctx.session.add_all(issued)
+    await _insert(ctx.session, decisions)
+    await _insert(ctx.session, issued)
     await audit.record_many(ctx.session, ctx.actor, events)
+
+
+async def _insert(session: AsyncSession, objects: Sequence[Decision | Grant]) -> None:
+    """Insert objects built alike by one executemany of their plain rows, bypassing the unit of
+    work, whose per-object bookkeeping cost more than routing a 95-line bundle (issue 17).
+    Columns an object leaves unset take their defaults, as a flush would give them."""
+    if not objects:
+        return
+    table = type(objects[0]).__table__
+    assert isinstance(table, Table)
+    rows = []
+    for obj in objects:
+        given = instance_state(obj).dict
+        rows.append({c.key: given[c.key] for c in table.columns if c.key in given})
+    await session.execute(insert(table), rows)
 
 
 async def _update_lines(
