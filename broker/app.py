@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker import migrations
-from broker.accounts.router import accounts_router, oauth_router
+from broker.accounts.router import account_imports_router, accounts_router, oauth_router
 from broker.audit.dependencies import record_denial
 from broker.audit.router import router as audit_router
 from broker.auth.tokens import ExternalJwks
@@ -28,6 +28,7 @@ from broker.datasets.router import router as datasets_router
 from broker.db import make_engine, make_read_session_factory, make_session_factory
 from broker.delivery.router import router as delivery_router
 from broker.delivery.storage import ReleaseStore, keep_staging_swept
+from broker.departments.router import imports_router as department_imports_router
 from broker.departments.router import router as departments_router
 from broker.grants.router import router as grants_router
 from broker.kit.allowed_methods import AllowedMethodsMiddleware
@@ -203,6 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     v1.include_router(departments_router)
     v1.include_router(accounts_router)
+    v1.include_router(department_imports_router)
+    v1.include_router(account_imports_router)
     v1.include_router(datasets_router)
     v1.include_router(sheets_router)
     v1.include_router(scenarios_router)

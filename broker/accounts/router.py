@@ -41,6 +41,8 @@ from core.errors import OAuthError
 
 oauth_router = APIRouter(tags=["oauth"])
 accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])
+# Not under /accounts: `/accounts/import` would also be the path of an account named `import`.
+account_imports_router = APIRouter(prefix="/imports", tags=["accounts"])
 
 _TOKEN_FORM = {
     "requestBody": {
@@ -227,7 +229,7 @@ async def create_account(
     return result
 
 
-@accounts_router.post("/import", response_model=AccountImportResult)
+@account_imports_router.post("/accounts", response_model=AccountImportResult)
 async def import_accounts(
     session: SessionDep,
     _admin: PlatformAdmin,
@@ -246,7 +248,7 @@ async def import_accounts(
 ) -> AccountImportResult:
     """Create a district's people and systems from one list, all or nothing.
 
-    The departments must exist (POST /v1/departments/import). Existing accounts the list repeats
+    The departments must exist (POST /v1/imports/departments). Existing accounts the list repeats
     are unchanged; changed roles and display names are updated; a changed department or kind is
     refused. The client secrets of new system accounts are in this answer once, and nowhere else.
     """

@@ -307,7 +307,7 @@ async def play(*, directory: Path, settings: Settings, out: Out = print) -> Demo
 
 async def seed_district(case: Case, admin_secret: str) -> dict[str, Credentials]:
     """The bureaus and everyone's accounts, imported by the platform administrator from the
-    district's two lists (POST /v1/departments/import and /v1/accounts/import, the service
+    district's two lists (POST /v1/imports/departments and /v1/imports/accounts, the service
     `broker departments import` and `broker accounts import` run)."""
     api = case.api
     admin = Credentials(ADMIN.name, ADMIN.display_name, ADMIN.department, ADMIN.roles, admin_secret)
@@ -315,7 +315,7 @@ async def seed_district(case: Case, admin_secret: str) -> dict[str, Credentials]
     registered = await api.json(
         "admin",
         "POST",
-        "/v1/departments/import",
+        "/v1/imports/departments",
         files={"file": (DISTRICT_SHEET.name, DISTRICT_SHEET.read_bytes(), "text/csv")},
     )
     names = {d.code: d.name for d in district()}
@@ -328,7 +328,7 @@ async def seed_district(case: Case, admin_secret: str) -> dict[str, Credentials]
     imported = await api.json(
         "admin",
         "POST",
-        "/v1/accounts/import",
+        "/v1/imports/accounts",
         files={"file": (ACCOUNT_LIST.name, ACCOUNT_LIST.read_bytes(), "text/csv")},
     )
     secrets: dict[str, str] = imported["client_secrets"]

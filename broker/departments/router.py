@@ -24,6 +24,8 @@ from catalog.departments import service
 from catalog.departments.schemas import DepartmentCreate, DepartmentRead, DepartmentUpdate
 
 router = APIRouter(prefix="/departments", tags=["departments"])
+# Not under /departments: `/departments/import` would also name a department coded `import`.
+imports_router = APIRouter(prefix="/imports", tags=["departments"])
 LIST_FORMATS = "CSV, TSV or text (UTF-8, GBK or UTF-16), XLSX, XLS or ODS"
 DryRun = Annotated[
     bool, Query(description="Check the whole list and report what would change; write nothing.")
@@ -96,7 +98,7 @@ async def update_department(
     return DepartmentRead.model_validate(department)
 
 
-@router.post("/import", response_model=DirectoryImportResult)
+@imports_router.post("/departments", response_model=DirectoryImportResult)
 async def import_departments(
     session: SessionDep,
     _admin: PlatformAdmin,

@@ -71,6 +71,8 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
             "dataset.items_replaced",
         ),
         ("POST", "/v1/catalog/import", None, "catalog.imported"),
+        ("POST", "/v1/imports/departments", None, "department.created departments.imported"),
+        ("POST", "/v1/imports/accounts", None, "account.created accounts.imported"),
         ("POST", "/v1/datasets/tax/releases", None, "release.published"),
     ]
     mutating = {
@@ -102,6 +104,9 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
             headers["If-Match"] = current.headers["etag"]
         if path == "/v1/catalog/import":
             response = await admin_client.post(path, files={"file": ("s.csv", sheet, "text/csv")})
+        elif path.startswith("/v1/imports/"):
+            listing = LISTS[path.rsplit("/", 1)[1]]
+            response = await admin_client.post(path, files={"file": ("l.csv", listing, "text/csv")})
         elif path.endswith("/releases"):
             response = await admin_client.post(
                 path,
@@ -111,7 +116,8 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
         else:
             response = await admin_client.request(method, path, json=body, headers=headers)
         assert response.status_code in (200, 201), response.text
-        assert await actions_after(app, before) == [action], path
+        # a list import records each entry it creates, then one event for the file
+        assert await actions_after(app, before) == action.split(), path
 
     recorded = {e.action: e for e in await events(app)}
     update = recorded["department.updated"]
@@ -122,6 +128,12 @@ async def test_each_change_records_exactly_one_event_with_before_and_after(
     assert update.request_id
     roles = recorded["account.roles_changed"].details
     assert roles["after"]["roles"] == ["requester", "steward"]
+
+
+LISTS = {
+    "departments": "部门编码,部门名称,部门类型\r\nstats,区统计局,委办局\r\n".encode(),
+    "accounts": "账号,类型,部门,角色\r\nstats.li,人员,stats,数据专员\r\n".encode(),
+}
 
 
 async def test_token_issue_and_refusal_are_recorded_without_secrets(

@@ -346,7 +346,7 @@ SPEC: dict[str, Rule] = {
     "import_departments": Rule(
         Call(
             "POST",
-            "/v1/departments/import?dry_run=true",
+            "/v1/imports/departments?dry_run=true",
             upload="部门编码,部门名称,部门类型\r\nnewdept,新部门,委办局\r\n".encode(),
         ),
         ADMIN,
@@ -356,7 +356,7 @@ SPEC: dict[str, Rule] = {
     "import_accounts": Rule(
         Call(
             "POST",
-            "/v1/accounts/import?dry_run=true",
+            "/v1/imports/accounts?dry_run=true",
             upload="账号,类型,部门,角色\r\nnew.person,人员,tax,数据专员\r\n".encode(),
         ),
         ADMIN,

@@ -123,13 +123,13 @@ async def test_the_http_import_plans_a_dry_run_and_then_creates_the_same(
     files = {"file": ("district.csv", DISTRICT.read_bytes(), CSV)}
     before = await count(app, Department)
     planned = await admin_client.post(
-        "/v1/departments/import", files=files, params={"dry_run": "true"}
+        "/v1/imports/departments", files=files, params={"dry_run": "true"}
     )
     assert planned.status_code == 200, planned.text
     assert planned.json()["dry_run"] is True
     assert await count(app, Department) == before
 
-    done = await admin_client.post("/v1/departments/import", files=files)
+    done = await admin_client.post("/v1/imports/departments", files=files)
     assert done.status_code == 200, done.text
     plan = done.json()
     assert plan["created"] == planned.json()["created"] == [d.code for d in district()[1:]]
@@ -140,7 +140,7 @@ async def test_the_http_import_plans_a_dry_run_and_then_creates_the_same(
     assert department.json()["name"] == "区城市运行管理中心"
 
     seq = await head(app)
-    again = (await admin_client.post("/v1/departments/import", files=files)).json()
+    again = (await admin_client.post("/v1/imports/departments", files=files)).json()
     assert (again["created"], again["updated"]) == ([], {})
     assert len(again["unchanged"]) == len(district())
     assert await actions_after(app, seq) == ["departments.imported"]
@@ -150,18 +150,18 @@ async def test_new_system_accounts_get_their_secret_once_in_the_answer(
     admin_client: httpx.AsyncClient, client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     departments = {"file": ("district.csv", DISTRICT.read_bytes(), CSV)}
-    assert (await admin_client.post("/v1/departments/import", files=departments)).is_success
+    assert (await admin_client.post("/v1/imports/departments", files=departments)).is_success
     accounts = {"file": ("accounts.csv", ACCOUNTS.read_bytes(), CSV)}
 
     planned = await admin_client.post(
-        "/v1/accounts/import", files=accounts, params={"dry_run": "true"}
+        "/v1/imports/accounts", files=accounts, params={"dry_run": "true"}
     )
     assert planned.status_code == 200, planned.text
     assert len(planned.json()["new_clients"]) == 18
     assert planned.json()["client_secrets"] == {}, "a dry run creates no secret"
 
     seq = await head(app)
-    done = await admin_client.post("/v1/accounts/import", files=accounts)
+    done = await admin_client.post("/v1/imports/accounts", files=accounts)
     assert done.status_code == 200, done.text
     assert done.headers["cache-control"] == "no-store"
     secrets = done.json()["client_secrets"]
@@ -178,7 +178,7 @@ async def test_new_system_accounts_get_their_secret_once_in_the_answer(
     assert [e.action for e in recorded][-2:] == ["accounts.imported", "token.issued"]
     assert not [e for e in recorded if any(s in str(e.details) for s in secrets.values())]
 
-    again = (await admin_client.post("/v1/accounts/import", files=accounts)).json()
+    again = (await admin_client.post("/v1/imports/accounts", files=accounts)).json()
     assert (again["created"], again["client_secrets"]) == ([], {})
     assert len(again["unchanged"]) == 18
 
@@ -199,7 +199,7 @@ async def test_one_bad_row_refuses_the_whole_list_naming_each_row_as_the_sheet_s
     )
     before = await count(app, Department)
     refused = await admin_client.post(
-        "/v1/departments/import", files={"file": ("list.csv", listing.encode("gbk"), CSV)}
+        "/v1/imports/departments", files={"file": ("list.csv", listing.encode("gbk"), CSV)}
     )
     assert refused.status_code == 422, refused.text
     errors = refused.json()["errors"]
@@ -212,7 +212,7 @@ async def test_one_bad_row_refuses_the_whole_list_naming_each_row_as_the_sheet_s
     fixed = listing.replace("3,bad code,坏,委办局,\n", "").replace("区统记局", "stats")
     fixed = fixed.replace("5,stats,again,委办局,\n", "")
     done = await admin_client.post(
-        "/v1/departments/import", files={"file": ("list.csv", fixed.encode("gbk"), CSV)}
+        "/v1/imports/departments", files={"file": ("list.csv", fixed.encode("gbk"), CSV)}
     )
     assert done.status_code == 200, done.text
     assert done.json()["created"] == ["stats", "jd1", "ghost"], "parents before children"
@@ -249,7 +249,7 @@ async def test_an_xlsx_account_list_updates_roles_and_refuses_moves_and_kind_cha
     )
     xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     done = await admin_client.post(
-        "/v1/accounts/import", files={"file": ("accounts.xlsx", first, xlsx)}
+        "/v1/imports/accounts", files={"file": ("accounts.xlsx", first, xlsx)}
     )
     assert done.status_code == 200, done.text
     assert done.json()["created"] == ["li.si", "wang.wu"]
@@ -262,7 +262,7 @@ async def test_an_xlsx_account_list_updates_roles_and_refuses_moves_and_kind_cha
         ["wang.wu", "王五", "系统", "stats", "需求方"],
     )
     refused = await admin_client.post(
-        "/v1/accounts/import", files={"file": ("accounts.xlsx", second, xlsx)}
+        "/v1/imports/accounts", files={"file": ("accounts.xlsx", second, xlsx)}
     )
     assert refused.status_code == 422, refused.text
     [moved] = refused.json()["errors"]
@@ -278,7 +278,7 @@ async def test_an_xlsx_account_list_updates_roles_and_refuses_moves_and_kind_cha
         ["wang.wu", "王五", "人员", "tax", "需求方"],
     )
     updated = await admin_client.post(
-        "/v1/accounts/import", files={"file": ("accounts.xlsx", third, xlsx)}
+        "/v1/imports/accounts", files={"file": ("accounts.xlsx", third, xlsx)}
     )
     assert updated.status_code == 200, updated.text
     assert updated.json()["updated"] == {"li.si": ["roles", "display_name"]}
@@ -292,14 +292,14 @@ async def test_a_list_may_not_take_the_last_platform_admin_away(
 ) -> None:
     listing = "账号,类型,部门,角色\nadmin,人员,platform,审计员\n"
     refused = await admin_client.post(
-        "/v1/accounts/import", files={"file": ("a.csv", listing.encode(), CSV)}
+        "/v1/imports/accounts", files={"file": ("a.csv", listing.encode(), CSV)}
     )
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["location"] == "row 2"
     assert "no active platform admin" in refused.json()["errors"][0]["message"]
 
 
-@pytest.mark.parametrize("path", ["/v1/departments/import", "/v1/accounts/import"])
+@pytest.mark.parametrize("path", ["/v1/imports/departments", "/v1/imports/accounts"])
 async def test_only_the_platform_admin_imports_lists(
     client: httpx.AsyncClient, identities: Identities, app: FastAPI, path: str
 ) -> None:
