@@ -23,28 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from broker.audit.chain import timestamp
 from broker.audit.models import AuditEvent
-from broker.audit.service import EventFilter, chain_head
+from broker.audit.service import EVENT_FIELDS, EventFilter, chain_head
 from catalog.exports import safe_cell
 
 ExportFormat = Literal["jsonl", "csv"]
-CSV_COLUMNS = [
-    "seq",
-    "id",
-    "time",
-    "actor_subject",
-    "actor_department",
-    "actor_roles",
-    "actor_client",
-    "action",
-    "object_type",
-    "object_id",
-    "outcome",
-    "request_id",
-    "client_address",
-    "details",
-    "prev_hash",
-    "hash",
-]
+CSV_COLUMNS = list(EVENT_FIELDS)
 _CHUNK_BYTES = 64 * 1024
 _BATCH = 2000
 # json.dumps builds a new encoder on every call with non-default options; these are built once.

@@ -275,28 +275,27 @@ class Verification:
     checkpoint: dict[str, Any] | None = None
 
 
+# An event's stored fields in table order: verify hashes rows of them, export writes them.
+EVENT_FIELDS: tuple[str, ...] = (
+    "seq",
+    "id",
+    "time",
+    "actor_subject",
+    "actor_department",
+    "actor_roles",
+    "actor_client",
+    "action",
+    "object_type",
+    "object_id",
+    "outcome",
+    "request_id",
+    "client_address",
+    "details",
+    "prev_hash",
+    "hash",
+)
 # The chain as verify reads it: Core rows in table order, no ORM objects.
-_CHAIN_COLUMNS = [
-    AuditEvent.__table__.c[name]
-    for name in (
-        "seq",
-        "id",
-        "time",
-        "actor_subject",
-        "actor_department",
-        "actor_roles",
-        "actor_client",
-        "action",
-        "object_type",
-        "object_id",
-        "outcome",
-        "request_id",
-        "client_address",
-        "details",
-        "prev_hash",
-        "hash",
-    )
-]
+_CHAIN_COLUMNS = [AuditEvent.__table__.c[name] for name in EVENT_FIELDS]
 _VERIFY_BATCH = 2000
 _MAX_SAFE_INTEGER = 2**53 - 1
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
