@@ -51,6 +51,7 @@ from servers import (
     scratch_database,
     server_environment,
     start_server,
+    uvicorn_command,
 )
 
 GOAL_RATIO = 0.5
@@ -78,22 +79,7 @@ def bare_app() -> Any:
 
 
 def bare_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(BENCH_DIR),
-        "dataset_reads:bare_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    return uvicorn_command("dataset_reads:bare_app", port, app_dir=BENCH_DIR)
 
 
 # --- the load -----------------------------------------------------------------------------------

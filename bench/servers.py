@@ -132,13 +132,14 @@ class Server:
         self.log.close()
 
 
-def broker_command(port: int) -> list[str]:
-    """uvicorn serving the broker app on 127.0.0.1:`port`, quietly."""
+def uvicorn_command(app: str, port: int, *, app_dir: Path | None = None) -> list[str]:
+    """uvicorn serving the app factory `app` (module:function) on 127.0.0.1:`port`, quietly."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "broker.app:create_app",
+        *(["--app-dir", str(app_dir)] if app_dir is not None else []),
+        app,
         "--factory",
         "--host",
         "127.0.0.1",
@@ -148,6 +149,11 @@ def broker_command(port: int) -> list[str]:
         "--log-level",
         "warning",
     ]
+
+
+def broker_command(port: int) -> list[str]:
+    """uvicorn serving the broker app on 127.0.0.1:`port`, quietly."""
+    return uvicorn_command("broker.app:create_app", port)
 
 
 def start_server(
